@@ -1,0 +1,183 @@
+"""The `chargeops` command. Subsystems are imported lazily so `chargeops --help` stays fast and
+the core does not depend on them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from chargeops.settings import ConfigError, Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env().override(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        auto_register=getattr(args, "auto_register", None),
+        data_dir=getattr(args, "data_dir", None),
+    )
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from chargeops.db import describe, resolve_database_url, upgrade
+
+    settings = _settings(args)
+    url = resolve_database_url(settings)
+    applied = upgrade(url, timescaledb=settings.timescaledb)
+    print(f"{describe(url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    from chargeops.db import connect, describe, resolve_database_url, storage_mode
+
+    url = resolve_database_url(_settings(args))
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT version, name, applied_at FROM schema_migrations ORDER BY 1"
+        ).fetchall()
+        print(f"database: {describe(url)}  storage: {storage_mode(conn)}")
+        for version, name, applied_at in rows:
+            print(f"  {version} {name} {applied_at:%Y-%m-%d %H:%M:%S}")
+    return 0
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from chargeops.db import resolve_database_url, upgrade
+    from ingest.server import Collector
+
+    settings = _settings(args)
+    _setup_logging(settings)
+    url = resolve_database_url(settings)
+    upgrade(url, timescaledb=settings.timescaledb)
+
+    async def run() -> None:
+        collector = Collector(settings, url)
+        try:
+            await collector.start()
+        except OSError as e:
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}"
+            ) from e
+        print(f"collector listening on {collector.url()}/{{chargePointId}}", flush=True)
+        try:
+            await collector.serve_forever()
+        finally:
+            await collector.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def cmd_chargers_add(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from chargeops.db import connect, resolve_database_url
+    from ingest.registry import add_charge_point
+
+    settings = _settings(args)
+    password = None if args.no_password else (args.password or secrets.token_urlsafe(18))
+    if password is not None and len(password) < 8:
+        raise ConfigError("--password must be at least 8 characters")
+    url = resolve_database_url(settings)
+    with connect(url) as conn:
+        try:
+            add_charge_point(conn, args.id, password, args.site or None)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        except psycopg.errors.ForeignKeyViolation:
+            raise ConfigError(f"unknown site {args.site!r}") from None
+    print(f"registered {args.id}" + ("" if password is None else f"; password: {password}"))
+    return 0
+
+
+def cmd_chargers_list(args: argparse.Namespace) -> int:
+    from chargeops.db import connect, resolve_database_url
+
+    url = resolve_database_url(_settings(args))
+    with connect(url) as conn:
+        rows = conn.execute(
+            """SELECT charge_point_id, coalesce(site_id, ''), coalesce(ocpp_version, ''),
+                      password_hash IS NOT NULL, auto_registered, last_boot_at
+               FROM charge_point ORDER BY 1"""
+        ).fetchall()
+    print(f"{'charge point':24} {'site':12} {'ocpp':6} {'password':8} {'auto':5} last boot")
+    for cp, site, ver, has_pw, auto, boot in rows:
+        print(
+            f"{cp:24} {site:12} {ver:6} {'yes' if has_pw else 'no':8} {'yes' if auto else 'no':5} {boot or ''}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chargeops", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, help="local state folder (CHARGEOPS_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("upgrade", help="apply pending migrations").set_defaults(func=cmd_db_upgrade)
+    db.add_parser("status", help="applied migrations and storage mode").set_defaults(
+        func=cmd_db_status
+    )
+
+    col = sub.add_parser("collector", help="run the OCPP collector")
+    col.add_argument("--host", help="listen address (CHARGEOPS_HOST)")
+    col.add_argument("--port", type=int, help="listen port (CHARGEOPS_PORT)")
+    col.add_argument(
+        "--auto-register",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="accept and register unknown charge points (CHARGEOPS_AUTO_REGISTER)",
+    )
+    col.set_defaults(func=cmd_collector)
+
+    chargers = sub.add_parser("chargers", help="registered charge points").add_subparsers(
+        dest="chargers_command", required=True
+    )
+    add = chargers.add_parser("add", help="register a charge point")
+    add.add_argument("id", help="charge point id, as in /ocpp/{id}")
+    add.add_argument("--password", help="HTTP Basic password (default: a generated one, printed)")
+    add.add_argument("--no-password", action="store_true", help="allow it to connect without one")
+    add.add_argument("--site", help="site id")
+    add.set_defaults(func=cmd_chargers_add)
+    chargers.add_parser("list", help="list charge points").set_defaults(func=cmd_chargers_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"chargeops: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a database error mid-command: one line, not a traceback
+        import psycopg
+
+        if not isinstance(e, psycopg.Error):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"chargeops: error: database: {first}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

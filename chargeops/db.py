@@ -1,0 +1,124 @@
+"""Database URL resolution, connections and the migration runner.
+
+Migrations are the numbered plain-SQL files in `sql/`, applied in order, each in its own
+transaction, recorded in `schema_migrations` with a checksum. An advisory lock makes concurrent
+`chargeops db upgrade` calls safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from chargeops.settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 0x43_48_41_52  # "CHAR"
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL when set, otherwise the embedded server in the data folder."""
+    if settings.database_url:
+        return settings.database_url
+    from chargeops.embedded import start_embedded
+
+    return start_embedded(settings.data_dir)
+
+
+def describe(url: str) -> str:
+    """Where a URL points, without its password, for messages."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparseable DATABASE_URL>"
+    host = info.get("host", "localhost")
+    port = info.get("port", "5432")
+    return f"{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"
+
+
+def connect(url: str, *, autocommit: bool = False, timeout: int = 10) -> psycopg.Connection:
+    """A connection, or a ConfigError that says which server could not be reached and why."""
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=timeout)
+    except psycopg.OperationalError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        reason = "; ".join(lines) or type(e).__name__
+        raise ConfigError(f"cannot connect to PostgreSQL at {describe(url)}: {reason}") from e
+    except psycopg.ProgrammingError as e:
+        raise ConfigError(f"bad DATABASE_URL: {e}") from e
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        m = _MIGRATION_RE.match(path.name)
+        if not m:
+            raise ConfigError(f"migration file name not of the form NNN_name.sql: {path.name}")
+        found.append(Migration(m.group(1), path.stem, path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ConfigError(f"duplicate migration numbers in {sql_dir}")
+    return found
+
+
+def upgrade(url: str, *, timescaledb: str = "auto", sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when up to date)."""
+    applied: list[str] = []
+    with connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            done = {
+                v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")
+            }
+            for mig in migrations(sql_dir):
+                if mig.version in done:
+                    if done[mig.version] != mig.checksum:
+                        log.warning("migration %s changed since it was applied", mig.name)
+                    continue
+                with conn.transaction():
+                    conn.execute(
+                        "SELECT set_config('chargeops.timescaledb', %s, true)", (timescaledb,)
+                    )
+                    conn.execute(mig.sql)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                        (mig.version, mig.name, mig.checksum),
+                    )
+                log.info("applied migration %s", mig.name)
+                applied.append(mig.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied
+
+
+def storage_mode(conn: psycopg.Connection) -> str:
+    """'timescaledb' or 'native', as decided and recorded by the first migration."""
+    row = conn.execute("SELECT chargeops_storage()").fetchone()
+    if row is None or row[0] is None:
+        raise ConfigError("database not migrated: run `chargeops db upgrade`")
+    return row[0]

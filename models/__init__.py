@@ -1,0 +1,1 @@
+"""Predictive maintenance: features, training and scoring over polars frames."""

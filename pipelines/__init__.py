@@ -1,0 +1,1 @@
+"""Everything Dagster: definitions, assets, resources, partitions, schedules, sensors, checks."""

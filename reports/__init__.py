@@ -1,0 +1,1 @@
+"""Report builders: charts, templates, regulatory files, the compliance report and the email."""

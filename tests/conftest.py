@@ -1,0 +1,105 @@
+"""Fixtures that give each test session its own database on a real PostgreSQL.
+
+With DATABASE_URL set, a fresh database is created on that server (and dropped afterwards);
+without it, the embedded PostgreSQL default is started in a temporary data folder, as a new user
+would get it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v201 import ChargePoint as Cp201
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from websockets.asyncio.client import connect as ws_connect
+
+from chargeops.db import resolve_database_url, upgrade
+from chargeops.settings import Settings
+from ingest.server import Collector
+
+RAW_TABLES = (
+    "meter_value", "status_event", "transaction_event", "connection_event", "ocpp_message",
+    "transaction", "connector", "evse", "charge_point", "tariff", "site", "outage_exclusion",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A maintenance URL of the server the tests use."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    data_dir = tmp_path_factory.mktemp("embedded")
+    return resolve_database_url(Settings(database_url=None, data_dir=data_dir))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"chargeops_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    upgrade(url)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """A connection to an emptied database."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(RAW_TABLES)} CASCADE")
+        yield conn
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(host="127.0.0.1", port=0, auto_register=True, data_dir=tmp_path)
+
+
+@pytest.fixture
+async def collector(
+    db: psycopg.Connection, database_url: str, settings: Settings
+) -> AsyncIterator[Collector]:
+    async with Collector(settings, database_url) as col:
+        yield col
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@contextlib.asynccontextmanager
+async def charge_point(
+    collector: Collector, cp_id: str, version: str = "1.6", password: str | None = None
+) -> AsyncIterator[Cp16 | Cp201]:
+    """A real OCPP client (the library's charge-point side) connected to the collector."""
+    headers = basic_auth(cp_id, password) if password else None
+    ws = await ws_connect(
+        f"{collector.url()}/{cp_id}",
+        subprotocols=[f"ocpp{version}"],
+        additional_headers=headers,
+    )
+    cp = (Cp16 if version == "1.6" else Cp201)(cp_id, ws, response_timeout=10)
+    task = asyncio.create_task(cp.start())
+    try:
+        yield cp
+    finally:
+        await ws.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await asyncio.sleep(0.05)  # let the collector see the close
+        await collector.writer.flush()

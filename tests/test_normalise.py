@@ -1,0 +1,136 @@
+"""Pure unit normalisation and timestamp parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingest.normalise import default_unit, meter_rows, register_wh, to_base, v16_ids
+from ingest.timestamps import format_timestamp, parse_timestamp
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def rows(sampled, **kw):
+    return meter_rows(
+        [{"timestamp": "2025-01-01T00:00:00Z", "sampled_value": sampled}],
+        charge_point_id="CP", evse_id=1, connector_id=1, transaction_id=None, received_at=NOW, **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "mult", "expected"),
+    [
+        (1.5, "kWh", 0, (1500.0, "Wh")),
+        (15, "Wh", 3, (15000.0, "Wh")),
+        (7.4, "kW", 0, (7400.0, "W")),
+        (2, "kvarh", 0, (2000.0, "varh")),
+        (123, "A", -3, (0.123, "A")),
+        (212, "Fahrenheit", 0, (100.0, "Celsius")),
+        (300, "K", 0, (pytest.approx(26.85), "Celsius")),
+        (25, "Celcius", 0, (25.0, "Celsius")),
+        (80, "Percent", 0, (80.0, "Percent")),
+    ],
+)
+def test_to_base(value, unit, mult, expected):
+    assert to_base(value, unit, mult) == expected
+
+
+def test_unknown_unit_raises():
+    with pytest.raises(ValueError, match="unknown unit"):
+        to_base(1, "furlongs")
+
+
+def test_defaults_per_measurand():
+    assert default_unit("Energy.Active.Import.Register") == "Wh"
+    assert default_unit("Current.Import") == "A"
+    assert default_unit("SoC") == "Percent"
+    [r] = rows([{"value": "12"}])
+    assert (r.measurand, r.unit, r.location, r.context, r.phase) == (
+        "Energy.Active.Import.Register",
+        "Wh",
+        "Outlet",
+        "Sample.Periodic",
+        "",
+    )
+
+
+def test_identity_includes_phase_and_context():
+    out = rows(
+        [
+            {"value": "10", "measurand": "Current.Import", "phase": "L1"},
+            {"value": "11", "measurand": "Current.Import", "phase": "L2"},
+            {"value": "30", "measurand": "Current.Import"},
+            {"value": "5", "context": "Transaction.Begin"},
+            {"value": "5", "context": "Sample.Clock"},
+        ]
+    )
+    keys = {(r.measurand, r.phase, r.context) for r in out}
+    assert len(keys) == 5
+    assert register_wh(out, "Transaction.Begin") == 5.0
+    assert register_wh(out, "Transaction.End") is None
+
+
+def test_unreadable_values_skipped_not_failed():
+    out = rows(
+        [
+            {"value": "abc"},
+            {"value": "NaN"},
+            {"value": "1e3", "unit": "kWh"},
+            {"value": "AB12", "format": "SignedData"},
+            {"value": "3", "unit": "parsecs"},
+        ]
+    )
+    assert [(r.value, r.unit) for r in out] == [(1_000_000.0, "Wh")]
+
+
+def test_default_context_for_transaction_events():
+    [r] = rows([{"value": 1.0}], default_context="Transaction.Begin")
+    assert r.context == "Transaction.Begin"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-01T10:00:00Z", datetime(2025, 3, 1, 10, tzinfo=UTC)),
+        ("2025-03-01T20:00:00+10:00", datetime(2025, 3, 1, 10, tzinfo=UTC)),
+        (
+            "2025-03-01T10:00:00.123456789Z"[:26] + "Z",
+            datetime(2025, 3, 1, 10, 0, 0, 123456, tzinfo=UTC),
+        ),
+        ("2025-03-01T10:00:00", datetime(2025, 3, 1, 10, tzinfo=UTC)),  # no offset: UTC
+        ("2025-03-01t05:00:00-05:00", datetime(2025, 3, 1, 10, tzinfo=UTC)),
+    ],
+)
+def test_parse_timestamp(text, expected):
+    assert parse_timestamp(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "yesterday", "2025-03-01", "2025-13-01T00:00:00Z", 12])
+def test_parse_timestamp_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_timestamp(bad)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)
+    )
+)
+def test_format_parse_roundtrip_to_the_millisecond(ts):
+    assert parse_timestamp(format_timestamp(ts)) == ts.replace(
+        microsecond=ts.microsecond // 1000 * 1000
+    )
+
+
+@given(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), st.integers(-3, 3))
+def test_kwh_multiplier_consistent(value, mult):
+    wh, unit = to_base(value, "kWh", mult)
+    assert unit == "Wh" and wh == pytest.approx(value * 1000 * 10**mult, rel=1e-9, abs=1e-9)
+
+
+def test_v16_connector_mapping():
+    assert v16_ids(0) == (0, 0) and v16_ids(3) == (3, 1)
