@@ -10,6 +10,8 @@
 | CHARGEOPS_TLS_CERT / CHARGEOPS_TLS_KEY | unset | PEM files; both set turns on TLS (OCPP Security Profile 2) |
 | CHARGEOPS_MAX_FRAME_BYTES | `65536` | larger frames get a CALLERROR |
 | CHARGEOPS_HEARTBEAT_INTERVAL | `300` | seconds, sent in BootNotification answers |
+| CHARGEOPS_SPOOL_MAX_BYTES | `1073741824` | local spool bound while the database is unreachable |
+| CHARGEOPS_QUEUE_SIZE | `5000` | writer requests queued before chargers feel back-pressure |
 | CHARGEOPS_TIMESCALEDB | `auto` | `auto` uses TimescaleDB when the extension can be created; `on` requires it; `off` never |
 | CHARGEOPS_LOG_LEVEL | `INFO` | Python logging level |
 """
@@ -60,6 +62,8 @@ class Settings:
     tls_key: Path | None = None
     max_frame_bytes: int = 65536
     heartbeat_interval: int = 300
+    spool_max_bytes: int = 1 << 30
+    queue_size: int = 5000
     timescaledb: str = "auto"
     log_level: str = "INFO"
 
@@ -88,6 +92,14 @@ class Settings:
         if "CHARGEOPS_HEARTBEAT_INTERVAL" in env:
             kw["heartbeat_interval"] = _int(
                 "CHARGEOPS_HEARTBEAT_INTERVAL", env["CHARGEOPS_HEARTBEAT_INTERVAL"], 1, 86400
+            )
+        if "CHARGEOPS_SPOOL_MAX_BYTES" in env:
+            kw["spool_max_bytes"] = _int(
+                "CHARGEOPS_SPOOL_MAX_BYTES", env["CHARGEOPS_SPOOL_MAX_BYTES"], 1 << 16, 1 << 40
+            )
+        if "CHARGEOPS_QUEUE_SIZE" in env:
+            kw["queue_size"] = _int(
+                "CHARGEOPS_QUEUE_SIZE", env["CHARGEOPS_QUEUE_SIZE"], 1, 1_000_000
             )
         if "CHARGEOPS_TIMESCALEDB" in env:
             kw["timescaledb"] = env["CHARGEOPS_TIMESCALEDB"].strip().lower()

@@ -36,6 +36,7 @@ UNITS: dict[str, tuple[str, float]] = {
     "V": ("V", 1.0),
     "Percent": ("Percent", 1.0),
     "Hz": ("Hz", 1.0),
+    "Hertz": ("Hz", 1.0),  # the 1.6 JSON schema's spelling
     "RPM": ("RPM", 1.0),
     "ASU": ("ASU", 1.0),
     "B": ("B", 1.0),

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import ssl
+import time
 from http import HTTPStatus
 from urllib.parse import unquote
 
@@ -20,7 +22,8 @@ from ingest import registry
 from ingest.auth import VerifiedCache, parse_basic
 from ingest.clock import Clock, SystemClock
 from ingest.handlers import ChargePoint16, ChargePoint201, CollectorContext
-from ingest.store import Writer
+from ingest.store import Op, Writer, is_connection_error
+from ingest.txids import TransactionIds
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +51,24 @@ class Collector:
         self, settings: Settings, database_url: str, *, clock: Clock | None = None
     ) -> None:
         self.settings = settings
-        self.writer = Writer(database_url)
+        self.writer = Writer(
+            database_url,
+            spool_dir=settings.data_dir / "spool",
+            spool_max_bytes=settings.spool_max_bytes,
+            queue_size=settings.queue_size,
+        )
         self.ctx = CollectorContext(
             writer=self.writer,
             clock=clock or SystemClock(),
+            transaction_ids=TransactionIds(self.writer),
             max_frame_bytes=settings.max_frame_bytes,
             heartbeat_interval=settings.heartbeat_interval,
         )
         self.connections: dict[str, ServerConnection] = {}
         self._verified = VerifiedCache()
+        self._credentials: dict[str, str | None] = {}  # last known password hash per charge point
         self._server: Server | None = None
+        self._started = time.time()
 
     @property
     def port(self) -> int:
@@ -108,6 +119,11 @@ class Collector:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        if request.path.split("?", 1)[0] == "/health":
+            body = json.dumps(self.health(), indent=1, default=str) + "\n"
+            response = connection.respond(HTTPStatus.OK, body)
+            response.headers["Content-Type"] = "application/json"
+            return response
         cp_id = charge_point_id_from_path(request.path)
         if cp_id is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "use /ocpp/{chargePointId}\n")
@@ -115,25 +131,66 @@ class Collector:
         if creds is not None and creds[0] != cp_id:
             return self._unauthorized(connection, cp_id, "user name is not the charge point id")
         password = creds[1] if creds else None
-        async with self.writer.pool.connection() as conn:
-            row = await (await conn.execute(registry.LOOKUP_SQL, (cp_id,))).fetchone()
-            if row is None:
-                if not self.settings.auto_register:
-                    return self._unauthorized(connection, cp_id, "unknown charge point")
-                # trust on first use: a password shown now is required from then on
-                params = await asyncio.to_thread(
-                    registry.register_params, cp_id, password, auto=True, set_password=False
-                )
-                await conn.execute(registry.REGISTER_SQL, params)
-                log.info("auto-registered charge point %s", cp_id)
-                return None
-        stored = row[0]
+        try:
+            known, stored = await self._lookup(cp_id)
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            if cp_id not in self._credentials and not self.settings.auto_register:
+                # cannot tell an unknown charger from a known one: ask it to come back
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "try again later\n")
+            known, stored = cp_id in self._credentials, self._credentials.get(cp_id)
+        if not known:
+            if not self.settings.auto_register:
+                return self._unauthorized(connection, cp_id, "unknown charge point")
+            # trust on first use: a password shown now is required from then on
+            params = await asyncio.to_thread(
+                registry.register_params, cp_id, password, auto=True, set_password=False
+            )
+            await self.writer.write([Op("register", (params["id"], params["password_hash"], True))])
+            self._credentials[cp_id] = params["password_hash"]
+            log.info("auto-registered charge point %s", cp_id)
+            return None
         if stored is None:
             return None
         if password is None:
             return self._unauthorized(connection, cp_id, "password required")
         ok = await asyncio.to_thread(self._verified.verify, cp_id, password, stored)
         return None if ok else self._unauthorized(connection, cp_id, "wrong password")
+
+    async def _lookup(self, cp_id: str) -> tuple[bool, str | None]:
+        if not self.writer.online:
+            raise ConnectionError("database offline")
+        async with self.writer.pool.connection() as conn:
+            row = await (await conn.execute(registry.LOOKUP_SQL, (cp_id,))).fetchone()
+        if row is None:
+            return False, None
+        self._credentials[cp_id] = row[0]
+        return True, row[0]
+
+    def health(self) -> dict:
+        """What `GET /health` and `chargeops collector status` report."""
+        stats = self.writer.stats
+        spool = self.writer.spool
+        return {
+            "status": "ok" if self.writer.online else "spooling",
+            "database_online": self.writer.online,
+            "connected_charge_points": len(self.connections),
+            "queue_depth": self.writer.queue_depth,
+            "spool_bytes": spool.bytes if spool is not None else 0,
+            "spool_segments": len(spool.segments()) if spool is not None else 0,
+            "spool_full": bool(spool and spool.full),
+            "last_commit_age_s": (
+                round(time.time() - stats.last_commit_at, 3) if stats.last_commit_at else None
+            ),
+            "uptime_s": round(time.time() - self._started, 1),
+            "committed_requests": stats.committed_requests,
+            "spooled_requests": stats.spooled_requests,
+            "replayed_segments": stats.replayed_segments,
+            "failed_requests": stats.failed_requests,
+            "rows_by_kind": dict(stats.rows_by_kind),
+            "messages": dict(self.ctx.counters),
+        }
 
     def _unauthorized(self, connection: ServerConnection, cp_id: str, why: str) -> Response:
         log.warning("refused charge point %s: %s", cp_id, why)

@@ -1,10 +1,11 @@
-"""The collector's writer: every row goes through here, and a caller is answered only after its
-rows are committed.
+"""The collector's writer: every row goes through here, and a caller is answered only once its
+rows are durable: committed, or appended to the fsynced local spool while the database is away.
 
 Requests queue up while a batch is being committed, so the next batch carries all of them in one
-transaction (group commit): throughput does not depend on one round trip per message. The queue
-is bounded, so overload slows answers down instead of growing memory. Rows use natural keys with
-`ON CONFLICT`, so retries and duplicates never double count.
+transaction (group commit); time-series rows go in with `COPY` into a staging table and one
+`INSERT ... SELECT ... ON CONFLICT DO NOTHING` per table. The queue is bounded, so overload slows
+answers down instead of growing memory. Natural keys with `ON CONFLICT` mean retries, duplicates
+and spool replays never double count.
 """
 
 from __future__ import annotations
@@ -16,72 +17,58 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ingest.normalise import METER_COLUMNS, MeterRow
+from ingest.spool import Spool, SpoolFull, encode
 
 log = logging.getLogger(__name__)
 
-TIMESERIES = (
-    "status_event",
-    "meter_value",
-    "transaction_event",
-    "connection_event",
-    "ocpp_message",
-)
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of row is written: COPY through a staging table, or an executemany."""
+
+    table: str
+    columns: tuple[str, ...]
+    sql: str | None = None  # None: COPY + INSERT ... SELECT
+    on_conflict: bool = True
+    timeseries: bool = False
 
 
-class Op(NamedTuple):
-    """One statement and its parameters; `table`/`ts` let the writer make partitions ahead."""
-
-    sql: str
-    params: Sequence[Any]
-    table: str | None = None
-    ts: datetime | None = None
-
-
-def _insert(table: str, columns: Iterable[str], conflict: str = "DO NOTHING") -> str:
+def _insert(table: str, columns: Iterable[str], conflict: str = "DO NOTHING", casts=None) -> str:
     cols = list(columns)
-    marks = ", ".join(["%s"] * len(cols))
+    casts = casts or {}
+    marks = ", ".join(f"%s{casts.get(c, '')}" for c in cols)
     return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks}) ON CONFLICT {conflict}"
 
 
-METER_SQL = _insert("meter_value", METER_COLUMNS)
 STATUS_COLUMNS = (
     "ts", "charge_point_id", "evse_id", "connector_id", "status", "error_code", "info",
     "vendor_id", "vendor_error_code", "ocpp_version", "received_at",
 )  # fmt: skip
-STATUS_SQL = _insert("status_event", STATUS_COLUMNS)
 TX_EVENT_COLUMNS = (
     "ts", "charge_point_id", "transaction_id", "seq_no", "event_type", "trigger_reason",
     "charging_state", "evse_id", "connector_id", "offline", "received_at",
 )  # fmt: skip
-TX_EVENT_SQL = _insert("transaction_event", TX_EVENT_COLUMNS)
-CONNECTION_SQL = _insert(
-    "connection_event", ("ts", "charge_point_id", "event", "event_key", "detail")
-)
+CONNECTION_COLUMNS = ("ts", "charge_point_id", "event", "event_key", "detail")
 AUDIT_COLUMNS = (
     "ts", "charge_point_id", "direction", "ocpp_version", "message_type", "unique_id", "action",
     "payload", "raw", "error_code",
 )  # fmt: skip
-AUDIT_SQL = (
-    f"INSERT INTO ocpp_message ({', '.join(AUDIT_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(AUDIT_COLUMNS))})"
-)
-EVSE_SQL = _insert("evse", ("charge_point_id", "evse_id"))
-CONNECTOR_SQL = _insert("connector", ("charge_point_id", "evse_id", "connector_id"))
-
-# One upsert for every transaction message of either version. First non-null wins for start and
-# stop fields, so a retried or replayed message changes nothing and the order of arrival does not
-# matter; the charging state follows the highest 2.0.1 seqNo.
 TX_COLUMNS = (
     "charge_point_id", "transaction_id", "ocpp_version", "evse_id", "connector_id", "id_token",
     "id_token_type", "start_ts", "meter_start_wh", "stop_ts", "meter_stop_wh", "stop_reason",
     "reservation_id", "remote_start_id", "charging_state", "last_seq_no", "offline_seen",
 )  # fmt: skip
+
+# One upsert for every transaction message of either version. First non-null wins for start and
+# stop fields, so a retried or replayed message changes nothing and the order of arrival does not
+# matter; the charging state follows the highest 2.0.1 seqNo.
 TX_SQL = _insert(
     "transaction AS t",
     TX_COLUMNS,
@@ -105,65 +92,137 @@ TX_SQL = _insert(
         offline_seen = t.offline_seen OR excluded.offline_seen,
         updated_at = now()""",
 )
+# A 1.6 start whose id was assigned without the database (during an outage).
+TX_START_16_SQL = _insert(
+    "transaction",
+    ("charge_point_id", "transaction_id", "ocpp_version", "evse_id", "connector_id", "id_token",
+     "id_token_type", "start_ts", "meter_start_wh", "reservation_id"),
+)  # fmt: skip
+BOOT_SQL = """UPDATE charge_point SET vendor = %s, model = %s,
+                  serial_number = coalesce(%s, serial_number),
+                  firmware_version = coalesce(%s, firmware_version),
+                  ocpp_version = %s, last_boot_at = %s, last_seen_at = %s
+              WHERE charge_point_id = %s"""
+REGISTER_SQL = _insert(
+    "charge_point", ("charge_point_id", "password_hash", "auto_registered"), "DO NOTHING"
+)
+
+KINDS: dict[str, Kind] = {
+    "meter_value": Kind("meter_value", METER_COLUMNS, timeseries=True),
+    "status_event": Kind("status_event", STATUS_COLUMNS, timeseries=True),
+    "transaction_event": Kind("transaction_event", TX_EVENT_COLUMNS, timeseries=True),
+    "connection_event": Kind("connection_event", CONNECTION_COLUMNS, timeseries=True),
+    "ocpp_message": Kind("ocpp_message", AUDIT_COLUMNS, on_conflict=False, timeseries=True),
+    "register": Kind("charge_point", (), REGISTER_SQL),
+    "boot": Kind("charge_point", (), BOOT_SQL),
+    "evse": Kind("evse", (), _insert("evse", ("charge_point_id", "evse_id"))),
+    "connector": Kind(
+        "connector", (), _insert("connector", ("charge_point_id", "evse_id", "connector_id"))
+    ),
+    "transaction": Kind("transaction", TX_COLUMNS, TX_SQL),
+    "transaction_start_16": Kind("transaction", (), TX_START_16_SQL),
+}
+
+
+class Op(NamedTuple):
+    """One row of a kind. `ts` lets the writer make native partitions ahead."""
+
+    kind: str
+    params: Sequence[Any]
+    ts: datetime | None = None
 
 
 def meter_ops(rows: Iterable[MeterRow]) -> list[Op]:
-    return [Op(METER_SQL, row, "meter_value", row.ts) for row in rows]
+    return [Op("meter_value", row, row.ts) for row in rows]
 
 
 def tx_op(**values: Any) -> Op:
     values.setdefault("offline_seen", False)
-    return Op(TX_SQL, tuple(values.get(c) for c in TX_COLUMNS))
+    return Op("transaction", tuple(values.get(c) for c in TX_COLUMNS))
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A failure of the database's reachability, as opposed to one of the data."""
+    return isinstance(exc, psycopg.OperationalError | OSError | asyncio.TimeoutError)
 
 
 @dataclass
 class _Request:
     ops: list[Op]
     done: asyncio.Future | None
-    enqueued: float = field(default_factory=time.monotonic)
 
 
 @dataclass
 class WriterStats:
     committed_batches: int = 0
     committed_requests: int = 0
-    committed_ops: int = 0
+    spooled_requests: int = 0
+    replayed_segments: int = 0
     failed_requests: int = 0
     last_commit_at: float | None = None
-    rows_by_table: dict[str, int] = field(default_factory=dict)
+    rows_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 class Writer:
-    """Group-commit writer over one dedicated connection, plus a small pool for lookups."""
+    """Group-commit writer over one dedicated connection, a spool for outages, and a small pool
+    for lookups."""
 
-    def __init__(self, url: str, *, max_batch_ops: int = 5000, queue_size: int = 20000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        spool_dir: Path | None = None,
+        spool_max_bytes: int = 1 << 30,
+        max_batch_ops: int = 20000,
+        queue_size: int = 5000,
+        retry_seconds: float = 1.0,
+    ) -> None:
         self.url = url
         self.max_batch_ops = max_batch_ops
+        self.retry_seconds = retry_seconds
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task | None = None
         self._conn: psycopg.AsyncConnection | None = None
         self._months: set[tuple[str, int, int]] = set()
-        self.pool = AsyncConnectionPool(url, min_size=1, max_size=4, open=False)
+        self._staged: set[str] = set()
+        self.spool = Spool(spool_dir, spool_max_bytes) if spool_dir is not None else None
+        self.online = False
+        self._last_attempt = 0.0
+        self.pool = AsyncConnectionPool(
+            url, min_size=1, max_size=4, open=False, timeout=5, kwargs={"connect_timeout": 3}
+        )
         self.stats = WriterStats()
 
     async def start(self) -> None:
-        self._conn = await psycopg.AsyncConnection.connect(self.url)
-        await self.pool.open(wait=True, timeout=10)
+        """Start; a spool left by an earlier run is replayed before anything new is written."""
+        await self.pool.open(wait=False)
+        try:
+            await self._connection()
+            self.online = True
+            if self.spool:
+                await self._replay()
+        except Exception as exc:
+            if not is_connection_error(exc) or self.spool is None:
+                raise
+            log.error("database unreachable at start (%s); spooling to %s", exc, self.spool.dir)
+            self.online = False
         self._task = asyncio.create_task(self._run(), name="chargeops-writer")
 
     async def close(self) -> None:
-        """Commit what is queued, then stop."""
+        """Commit (or spool) what is queued, then stop."""
         if self._task is not None:
             await self._queue.join()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self.spool is not None:
+            self.spool.seal()
         if self._conn is not None:
             await self._conn.close()
         await self.pool.close()
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed (or failed)."""
+        """Wait until everything queued so far is durable (or failed)."""
         await self._queue.join()
 
     @property
@@ -171,7 +230,7 @@ class Writer:
         return self._queue.qsize()
 
     async def write(self, ops: list[Op]) -> None:
-        """Return once `ops` are committed; raise if they could not be."""
+        """Return once `ops` are durable; raise if they could not be stored."""
         if not ops:
             return
         fut = asyncio.get_running_loop().create_future()
@@ -179,13 +238,19 @@ class Writer:
         await fut
 
     async def write_nowait(self, ops: list[Op]) -> None:
-        """Queue `ops` without waiting for the commit (audit rows of outgoing frames)."""
+        """Queue `ops` without waiting (audit rows of outgoing frames, heartbeats)."""
         if ops:
             await self._queue.put(_Request(ops, None))
 
+    # -- the writer task -------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
+            try:
+                first = await asyncio.wait_for(self._queue.get(), timeout=self.retry_seconds)
+            except TimeoutError:
+                if self.spool:
+                    await self._try_replay()
+                continue
             batch = [first]
             n_ops = len(first.ops)
             while n_ops < self.max_batch_ops and not self._queue.empty():
@@ -193,79 +258,221 @@ class Writer:
                 batch.append(req)
                 n_ops += len(req.ops)
             try:
-                await self._commit_batch(batch)
+                await self._store_batch(batch)
+            except Exception as exc:  # never let the writer task die
+                log.exception("writer batch failed")
+                for req in batch:
+                    self._fail(req, exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _commit_batch(self, batch: list[_Request]) -> None:
+    async def _store_batch(self, batch: list[_Request]) -> None:
+        if self.spool and not await self._try_replay():
+            await self._spool_batch(batch)  # keep order: nothing overtakes the spool
+            return
+        if not self.online and not await self._try_connect():
+            await self._spool_batch(batch)
+            return
         try:
             await self._commit([op for req in batch for op in req.ops])
         except Exception as exc:
+            if is_connection_error(exc):
+                self._went_offline(exc)
+                await self._spool_batch(batch)
+                return
             if len(batch) == 1:
                 self._fail(batch[0], exc)
                 return
-            # One bad request must not take the others down: retry them one at a time.
-            for req in batch:
+            for req in batch:  # one bad request must not take the others down
                 try:
                     await self._commit(req.ops)
                 except Exception as one_exc:
-                    self._fail(req, one_exc)
+                    if is_connection_error(one_exc):
+                        self._went_offline(one_exc)
+                        await self._spool_batch([req])
+                    else:
+                        self._fail(req, one_exc)
                 else:
                     self._succeed([req])
             return
         self._succeed(batch)
 
-    def _succeed(self, batch: list[_Request]) -> None:
-        self.stats.committed_batches += 1
-        self.stats.last_commit_at = time.time()
+    def _went_offline(self, exc: BaseException) -> None:
+        if self.online:
+            where = self.spool.dir if self.spool is not None else "nowhere (no spool configured)"
+            log.error("database unreachable (%s); spooling to %s", str(exc).strip(), where)
+        self.online = False
+
+    async def _spool_batch(self, batch: list[_Request]) -> None:
+        if self.spool is None:
+            for req in batch:
+                self._fail(req, ConnectionError("database unreachable and no spool configured"))
+            return
+        lines = [encode([(op.kind, list(op.params)) for op in req.ops]) for req in batch]
+        while True:
+            try:
+                await asyncio.to_thread(self.spool.append, lines)
+                break
+            except SpoolFull:
+                # back-pressure: answers wait until the database returns and the spool drains
+                await asyncio.sleep(self.retry_seconds)
+                if await self._try_replay() and not self.spool:
+                    await self._store_batch(batch)
+                    return
+        self.stats.spooled_requests += len(batch)
         for req in batch:
-            self.stats.committed_requests += 1
-            self.stats.committed_ops += len(req.ops)
-            for op in req.ops:
-                if op.table:
-                    self.stats.rows_by_table[op.table] = (
-                        self.stats.rows_by_table.get(op.table, 0) + 1
-                    )
             if req.done is not None and not req.done.done():
                 req.done.set_result(None)
 
-    def _fail(self, req: _Request, exc: Exception) -> None:
+    async def _try_connect(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_attempt < self.retry_seconds:
+            return False
+        self._last_attempt = now
+        try:
+            await self._connection()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            return False
+        if not self.online:
+            log.info("database reachable again")
+        self.online = True
+        return True
+
+    async def _try_replay(self) -> bool:
+        """Replay the spool if the database is back; True when the spool is now empty."""
+        if not self.online and not await self._try_connect():
+            return False
+        try:
+            await self._replay()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            self._went_offline(exc)
+            return False
+        return True
+
+    async def _replay(self) -> None:
+        assert self.spool is not None
+        self.spool.seal()
+        segments = self.spool.segments()
+        if segments:
+            log.info("replaying %d spool segment(s) from %s", len(segments), self.spool.dir)
+        for segment in segments:
+            seg_id = self.spool.segment_id(segment)
+            ops = [
+                Op(kind, params, _ts_of(kind, params))
+                for request in self.spool.read(segment)
+                for kind, params in request
+            ]
+            conn = await self._connection()
+            await self._ensure_partitions(conn, ops)
+            try:
+                async with conn.transaction():
+                    done = await (
+                        await conn.execute(
+                            "SELECT 1 FROM spool_replay WHERE segment_id = %s", (seg_id,)
+                        )
+                    ).fetchone()
+                    if done is None:
+                        await self._apply(conn, ops)
+                        await conn.execute(
+                            "INSERT INTO spool_replay (segment_id, operations) VALUES (%s, %s)",
+                            (seg_id, len(ops)),
+                        )
+            except psycopg.OperationalError:
+                await conn.close()
+                raise
+            self.spool.remove(segment)
+            self.stats.replayed_segments += 1
+            self.stats.last_commit_at = time.time()
+            log.info("replayed spool segment %s (%d rows)", seg_id, len(ops))
+
+    def _succeed(self, batch: list[_Request]) -> None:
+        self.stats.committed_batches += 1
+        self.stats.last_commit_at = time.time()
+        by_kind = self.stats.rows_by_kind
+        for req in batch:
+            self.stats.committed_requests += 1
+            for op in req.ops:
+                by_kind[op.kind] = by_kind.get(op.kind, 0) + 1
+            if req.done is not None and not req.done.done():
+                req.done.set_result(None)
+
+    def _fail(self, req: _Request, exc: BaseException) -> None:
         self.stats.failed_requests += 1
-        log.error("write failed (%d statements): %s", len(req.ops), exc)
+        log.error("write failed (%d rows): %s", len(req.ops), exc)
         if req.done is not None and not req.done.done():
             req.done.set_exception(exc)
 
+    # -- the database side -----------------------------------------------------------------------
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = await psycopg.AsyncConnection.connect(self.url)
+            self._conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=3)
+            self._staged = set()
         return self._conn
 
     async def _commit(self, ops: list[Op]) -> None:
         conn = await self._connection()
         await self._ensure_partitions(conn, ops)
-        groups: dict[str, list[Sequence[Any]]] = {}
-        for op in ops:  # dicts keep first-seen order: parents (evse) before children (connector)
-            groups.setdefault(op.sql, []).append(op.params)
         try:
-            async with conn.transaction(), conn.cursor() as cur:
-                for sql, params in groups.items():
-                    await cur.executemany(sql, params)
+            async with conn.transaction():
+                await self._apply(conn, ops)
         except psycopg.OperationalError:
             await conn.close()
             raise
 
+    async def _apply(self, conn: psycopg.AsyncConnection, ops: Iterable[Op]) -> None:
+        groups: dict[str, list[Sequence[Any]]] = {}
+        for op in ops:  # first-seen order: parents (charge point, evse) before children
+            groups.setdefault(op.kind, []).append(op.params)
+        async with conn.cursor() as cur:
+            for kind_name, rows in groups.items():
+                kind = KINDS[kind_name]
+                if kind.sql is not None:
+                    await cur.executemany(kind.sql, rows)
+                    continue
+                stage = f"_stage_{kind.table}"
+                if stage not in self._staged:
+                    await cur.execute(
+                        f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                        f"(LIKE {kind.table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                    )
+                    self._staged.add(stage)
+                cols = ", ".join(kind.columns)
+                async with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                conflict = " ON CONFLICT DO NOTHING" if kind.on_conflict else ""
+                await cur.execute(
+                    f"INSERT INTO {kind.table} ({cols}) SELECT {cols} FROM {stage}{conflict}"
+                )
+
     async def _ensure_partitions(self, conn: psycopg.AsyncConnection, ops: list[Op]) -> None:
         wanted = {
-            (op.table, op.ts.year, op.ts.month)
+            (KINDS[op.kind].table, op.ts.year, op.ts.month)
             for op in ops
-            if op.ts is not None and op.table in TIMESERIES and 2000 <= op.ts.year < 2100
+            if op.ts is not None and 2000 <= op.ts.year < 2100
         } - self._months
-        for table, year, month in sorted(wanted):
-            await conn.execute(
-                "SELECT chargeops_ensure_partitions(%s, make_timestamptz(%s, %s, 1, 0, 0, 0, 'UTC'),"
-                " make_timestamptz(%s, %s, 1, 0, 0, 0, 'UTC'))",
-                (table, year, month, year, month),
-            )
-            await conn.commit()
-            self._months.add((table, year, month))
+        if not wanted:
+            return
+        try:
+            for table, year, month in sorted(wanted):
+                await conn.execute(
+                    "SELECT chargeops_ensure_partitions(%s, make_timestamptz(%s, %s, 1, 0, 0, 0, 'UTC'),"
+                    " make_timestamptz(%s, %s, 1, 0, 0, 0, 'UTC'))",
+                    (table, year, month, year, month),
+                )
+                await conn.commit()
+                self._months.add((table, year, month))
+        except psycopg.OperationalError:
+            await conn.close()
+            raise
+
+
+def _ts_of(kind: str, params: Sequence[Any]) -> datetime | None:
+    if KINDS[kind].timeseries and params and isinstance(params[0], datetime):
+        return params[0]
+    return None
