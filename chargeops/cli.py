@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
+    if args.action == "status":
+        return cmd_collector_status(args)
     from chargeops.db import resolve_database_url, upgrade
     from ingest.server import Collector
 
@@ -71,18 +74,39 @@ def cmd_collector(args: argparse.Namespace) -> int:
         try:
             await collector.start()
         except OSError as e:
+            await collector.stop()
             raise ConfigError(
                 f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}"
             ) from e
         print(f"collector listening on {collector.url()}/{{chargePointId}}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await collector.serve_forever()
+            await stop.wait()  # then close connections and commit (or spool) what is queued
         finally:
             await collector.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def cmd_collector_status(args: argparse.Namespace) -> int:
+    import json
+    import urllib.request
+
+    settings = _settings(args)
+    url = args.url or f"http://{settings.host}:{settings.port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            health = json.loads(response.read())
+    except OSError as e:
+        raise ConfigError(f"no collector answering at {url}: {getattr(e, 'reason', e)}") from None
+    for key, value in health.items():
+        print(f"{key:24} {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0 if health.get("database_online") else 1
 
 
 def cmd_chargers_add(args: argparse.Namespace) -> int:
@@ -125,6 +149,61 @@ def cmd_chargers_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from chargeops.demo import DemoOptions, run_demo
+
+    settings = _settings(args)
+    _setup_logging(settings.override(log_level="WARNING"))
+    result = run_demo(
+        settings,
+        DemoOptions(
+            charge_points=args.charge_points,
+            days=args.days,
+            seed=args.seed,
+            reset=args.reset,
+            fleet_file=args.config,
+        ),
+    )
+    return 1 if result["summary"].errors and args.strict else 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ingest.simulator import default_fleet, load_fleet, run_fleet
+
+    settings = _settings(args)
+    _setup_logging(settings.override(log_level="WARNING"))
+    try:
+        if args.config:
+            fleet = load_fleet(args.config)
+        else:
+            fleet = default_fleet(args.charge_points, days=args.days, seed=args.seed)
+    except (OSError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    if args.register:
+        from chargeops.db import connect, resolve_database_url
+        from ingest.registry import register_fleet
+
+        with connect(resolve_database_url(settings)) as conn:
+            register_fleet(conn, fleet)
+    try:
+        summary = asyncio.run(run_fleet(fleet, args.url.rstrip("/"), speed=args.speed))
+    except ConnectionError as e:
+        raise ConfigError(str(e)) from None
+    print(
+        f"{summary.charge_points} charge points, {summary.total_messages:,} messages, "
+        f"{len(summary.sessions):,} sessions, {summary.total_energy_wh / 1000:,.1f} kWh, "
+        f"{len(summary.faults)} faults, {summary.errors} errors, {summary.elapsed_s:.0f} s"
+    )
+    return 0
+
+
+def _fleet_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--charge-points", type=int, default=20, help="fleet size (default 20)")
+    p.add_argument("--days", type=float, default=14, help="simulated days (default 14)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--config", help="a fleet file (TOML or YAML) instead of the default fleet")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chargeops", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="local state folder (CHARGEOPS_DATA_DIR)")
@@ -138,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_db_status
     )
 
-    col = sub.add_parser("collector", help="run the OCPP collector")
+    col = sub.add_parser("collector", help="run the OCPP collector (or: collector status)")
+    col.add_argument("action", nargs="?", choices=["run", "status"], default="run")
+    col.add_argument("--url", help="with status: the health URL (default from host and port)")
     col.add_argument("--host", help="listen address (CHARGEOPS_HOST)")
     col.add_argument("--port", type=int, help="listen port (CHARGEOPS_PORT)")
     col.add_argument(
@@ -159,6 +240,34 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--site", help="site id")
     add.set_defaults(func=cmd_chargers_add)
     chargers.add_parser("list", help="list charge points").set_defaults(func=cmd_chargers_list)
+
+    demo = sub.add_parser(
+        "demo", help="the main job: database, collector, simulated fleet, summary"
+    )
+    _fleet_args(demo)
+    demo.add_argument(
+        "--reset",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clear the raw tables first (default: only on the embedded database)",
+    )
+    demo.add_argument("--strict", action="store_true", help="exit 1 if any OCPP call failed")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("simulate", help="run a simulated fleet against a collector")
+    sim.add_argument("--url", required=True, help="collector URL, e.g. ws://127.0.0.1:9000/ocpp")
+    _fleet_args(sim)
+    sim.add_argument(
+        "--speed",
+        type=float,
+        help="simulated seconds per wall second (default: as fast as answered)",
+    )
+    sim.add_argument(
+        "--register",
+        action="store_true",
+        help="also write the sites and charge points to the database",
+    )
+    sim.set_defaults(func=cmd_simulate)
     return parser
 
 

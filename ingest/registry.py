@@ -52,3 +52,58 @@ def add_charge_point(
 ) -> None:
     """Register (or re-key) a charge point; a None password means it may connect without one."""
     conn.execute(REGISTER_SQL, register_params(charge_point_id, password, site_id=site_id))
+
+
+SITE_SQL = """
+INSERT INTO site (site_id, name, site_type, timezone, country, grid_region, operating_hours)
+VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)
+ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, site_type = excluded.site_type,
+    timezone = excluded.timezone, country = excluded.country,
+    grid_region = excluded.grid_region, operating_hours = excluded.operating_hours
+"""
+
+TARIFF_SQL = """
+INSERT INTO tariff (tariff_id, site_id, currency, energy_price_per_kwh, time_price_per_min,
+                    idle_fee_per_min, idle_grace_min, session_fee, tax_rate, prices_include_tax)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (tariff_id) DO NOTHING
+"""
+
+CHARGE_POINT_SQL = """
+INSERT INTO charge_point (charge_point_id, site_id, password_hash, vendor, model, serial_number,
+                          firmware_version, ocpp_version, current_type, max_power_w)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (charge_point_id) DO UPDATE SET site_id = excluded.site_id,
+    current_type = excluded.current_type, max_power_w = excluded.max_power_w,
+    password_hash = coalesce(excluded.password_hash, charge_point.password_hash)
+"""
+
+
+def register_fleet(conn: psycopg.Connection, fleet) -> None:
+    """Sites, their tariffs and charge points of a simulator FleetConfig, as an operator would
+    enter them before the chargers connect."""
+    import json
+
+    with conn.transaction():
+        for site in fleet.sites:
+            hours = json.dumps(site.operating_hours) if site.operating_hours is not None else None
+            conn.execute(
+                SITE_SQL,
+                (site.site_id, site.name, site.site_type, site.timezone, site.country,
+                 site.grid_region, hours),
+            )  # fmt: skip
+            t = site.tariff
+            conn.execute(
+                TARIFF_SQL,
+                (f"{site.site_id}-default", site.site_id, t.currency, t.energy_price_per_kwh,
+                 t.time_price_per_min, t.idle_fee_per_min, t.idle_grace_min, t.session_fee,
+                 t.tax_rate, t.prices_include_tax),
+            )  # fmt: skip
+        for cp in fleet.charge_points:
+            conn.execute(
+                CHARGE_POINT_SQL,
+                (check_id(cp.charge_point_id), cp.site_id,
+                 hash_password(cp.password) if cp.password else None, cp.vendor, cp.model,
+                 cp.serial_number, cp.firmware_version, cp.ocpp_version, cp.current_type,
+                 cp.max_power_w),
+            )  # fmt: skip
