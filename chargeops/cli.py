@@ -164,7 +164,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             fleet_file=args.config,
         ),
     )
-    return 1 if result["summary"].errors and args.strict else 0
+    failed = result["summary"].errors or result["figures"]["failed data-quality checks"]
+    return 1 if failed and args.strict else 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -251,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="clear the raw tables first (default: only on the embedded database)",
     )
-    demo.add_argument("--strict", action="store_true", help="exit 1 if any OCPP call failed")
+    demo.add_argument(
+        "--strict", action="store_true", help="exit 1 if any OCPP call or data-quality check failed"
+    )
     demo.set_defaults(func=cmd_demo)
 
     sim = sub.add_parser("simulate", help="run a simulated fleet against a collector")

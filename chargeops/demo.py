@@ -48,7 +48,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
         console.rule(f"[bold]{name}")
         return time.perf_counter()
 
-    t = stage("1/5 database")
+    t = stage("1/6 database")
     embedded = not settings.database_url
     with console.status("starting the embedded PostgreSQL" if embedded else "connecting"):
         url = resolve_database_url(settings)
@@ -58,7 +58,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     )
     timings["database"] = time.perf_counter() - t
 
-    t = stage("2/5 migrations")
+    t = stage("2/6 migrations")
     applied = upgrade(url, timescaledb=settings.timescaledb)
     console.print("applied " + ", ".join(applied) if applied else "schema up to date")
     reset = embedded if options.reset is None else options.reset
@@ -70,7 +70,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     console.print(f"storage: {mode}")
     timings["migrations"] = time.perf_counter() - t
 
-    t = stage("3/5 sites and charge points")
+    t = stage("3/6 sites and charge points")
     if options.fleet_file:
         fleet = load_fleet(options.fleet_file)
     else:
@@ -91,7 +91,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     )
     timings["registry"] = time.perf_counter() - t
 
-    t = stage("4/5 collector and simulated fleet")
+    t = stage("4/6 collector and simulated fleet")
     clock = SimClock(fleet.start)
     collector_settings = settings.override(host="127.0.0.1", port=0, auto_register=True)
 
@@ -105,7 +105,12 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     summary, health = asyncio.run(simulate())
     timings["simulation"] = time.perf_counter() - t
 
-    t = stage("5/5 summary")
+    t = stage("5/6 analytics (Dagster)")
+    days = analytics_days(fleet.start, fleet.days)
+    check_failures = materialise(url, settings.data_dir, days, console)
+    timings["analytics"] = time.perf_counter() - t
+
+    t = stage("6/6 summary")
     with connect(url) as conn:
         q = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         figures = {
@@ -121,6 +126,10 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
             "fault status events": q("SELECT count(*) FROM status_event WHERE status = 'Faulted'"),
             "late (offline-queued) messages": summary.late_messages,
             "CALLERRORs / unanswered": summary.errors,
+            "analytics partitions materialised": len(days),
+            "sessions reconstructed": q("SELECT count(*) FROM analytics.sessions"),
+            "mean port uptime (%)": round(q("SELECT coalesce(avg(uptime_pct), 0) FROM analytics.uptime_daily"), 2),
+            "failed data-quality checks": check_failures,
         }  # fmt: skip
     table = Table(title="chargeops demo")
     table.add_column("what")
@@ -130,9 +139,75 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     console.print(table)
     total = time.perf_counter() - t_start
     console.print(
-        f"data: {describe(url)} (raw tables; `chargeops db status`), local state in "
+        f"Dagster UI: DAGSTER_HOME={dagster_home(settings.data_dir)} .venv/bin/dagster dev  "
+        "(or `make ui`) shows these materialisations"
+    )
+    console.print(
+        f"data: {describe(url)} (raw tables and schema analytics), local state in "
         f"{settings.data_dir}.  took {total:.0f} s "
         f"(simulation {timings['simulation']:.0f} s for {fleet.days:g} simulated days)"
     )
     timings["summary"] = time.perf_counter() - t
     return {"figures": figures, "timings": timings, "health": health, "summary": summary}
+
+
+def analytics_days(start, days: float) -> list:
+    """The UTC days a simulated period touches."""
+    from datetime import timedelta
+
+    first = start.date()
+    last = (start + timedelta(days=days) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def dagster_home(data_dir) -> str:
+    return str((data_dir / "dagster").resolve())
+
+
+def materialise(url: str, data_dir, days: list, console: Console) -> int:
+    """Materialise every analytics asset and check for each day, recorded in a persistent Dagster
+    instance under the data folder so that `dagster dev` shows the runs. Returns failed checks."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    home = Path(dagster_home(data_dir))
+    home.mkdir(parents=True, exist_ok=True)
+    config = Path(__file__).resolve().parent.parent / "dagster.yaml"
+    if config.is_file() and not (home / "dagster.yaml").exists():
+        shutil.copy(config, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+
+    import dagster as dg
+
+    from pipelines.assets import ASSETS
+    from pipelines.checks import CHECKS
+    from pipelines.resources import DatabaseResource
+
+    failures = 0
+    with dg.DagsterInstance.get() as instance, Progress(
+        TextColumn("materialising"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[day]}"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("days", total=len(days), day="")
+        for day in days:
+            progress.update(task, day=str(day))
+            result = dg.materialize(
+                [*ASSETS, *CHECKS],
+                partition_key=day.isoformat(),
+                resources={"database": DatabaseResource(url=url)},
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+            for evaluation in result.get_asset_check_evaluations():
+                if not evaluation.passed:
+                    failures += 1
+                    console.print(f"[yellow]check {evaluation.check_name} failed for {day}")
+            if not result.success:
+                console.print(f"[red]analytics run for {day} failed")
+                failures += 1
+            progress.advance(task)
+    return failures

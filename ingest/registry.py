@@ -71,9 +71,10 @@ ON CONFLICT (tariff_id) DO NOTHING
 
 CHARGE_POINT_SQL = """
 INSERT INTO charge_point (charge_point_id, site_id, password_hash, vendor, model, serial_number,
-                          firmware_version, ocpp_version, current_type, max_power_w)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                          firmware_version, ocpp_version, current_type, max_power_w, registered_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (charge_point_id) DO UPDATE SET site_id = excluded.site_id,
+    registered_at = least(charge_point.registered_at, excluded.registered_at),
     current_type = excluded.current_type, max_power_w = excluded.max_power_w,
     password_hash = coalesce(excluded.password_hash, charge_point.password_hash)
 """
@@ -81,7 +82,7 @@ ON CONFLICT (charge_point_id) DO UPDATE SET site_id = excluded.site_id,
 
 def register_fleet(conn: psycopg.Connection, fleet) -> None:
     """Sites, their tariffs and charge points of a simulator FleetConfig, as an operator would
-    enter them before the chargers connect."""
+    enter them before the chargers connect; commissioned (registered) at the fleet's start."""
     import json
 
     with conn.transaction():
@@ -105,5 +106,5 @@ def register_fleet(conn: psycopg.Connection, fleet) -> None:
                 (check_id(cp.charge_point_id), cp.site_id,
                  hash_password(cp.password) if cp.password else None, cp.vendor, cp.model,
                  cp.serial_number, cp.firmware_version, cp.ocpp_version, cp.current_type,
-                 cp.max_power_w),
+                 cp.max_power_w, fleet.start),
             )  # fmt: skip

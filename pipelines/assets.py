@@ -1,0 +1,246 @@
+"""The core analytics assets: thin wrappers that read a day of raw rows, call the pure logic in
+`pipelines.analytics`, replace the day in schema `analytics` and report what they wrote."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+
+from pipelines.analytics import energy as energy_logic
+from pipelines.analytics import frames
+from pipelines.analytics import peak as peak_logic
+from pipelines.analytics import sessions as sessions_logic
+from pipelines.analytics import states as states_logic
+from pipelines.analytics import uptime as uptime_logic
+from pipelines.analytics import utilisation as utilisation_logic
+from pipelines.partitions import daily, partition_day
+from pipelines.raw import read_table, read_window
+from pipelines.resources import DatabaseResource
+from pipelines.store import replace_partition, with_day
+
+GROUP = "analytics"
+
+
+def _preview(df: pl.DataFrame, n: int = 5) -> dg.MetadataValue:
+    if df.is_empty():
+        return dg.MetadataValue.md("_no rows_")
+    head = df.head(n).with_columns(pl.col(pl.Float64).round(2))
+    cols = head.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += [
+        "| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in head.rows()
+    ]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _read_day(url: str, table: str, schema: dict, day: date) -> pl.DataFrame:
+    cols = ", ".join(schema)
+    return read_table(url, f"SELECT {cols} FROM analytics.{table} WHERE day = '{day}'", schema)
+
+
+def _drop_day(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k != "day"}
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name=GROUP,
+    kinds={"polars", "postgres"},
+    description="Per connector, the intervals of the day in each state (available, charging, "
+    "suspended, occupied, faulted, unavailable, offline), from statuses and connection events.",
+)
+def connector_states(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    window = read_window(url, day, meter="day", transactions=True)
+    states = states_logic.connector_states(window)
+    written = replace_partition(url, day, {"connector_states": with_day(states, day)})
+    by_state = states.group_by("state").agg(
+        ((pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds().sum() / 3600).alias("hours")
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written["connector_states"],
+            "connectors": states.select("charge_point_id", "evse_id", "connector_id").n_unique(),
+            "hours_by_state": dg.MetadataValue.json(
+                {s: round(h, 2) for s, h in by_state.iter_rows()}
+            ),
+            "raw_status_rows": window.status.height,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name=GROUP,
+    kinds={"polars", "postgres"},
+    description="One row per charging session that started in the day, reconstructed from "
+    "transactions and meter values of both OCPP versions; missing stops and meter resets flagged.",
+)
+def sessions(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    window = read_window(url, day, meter="sessions", connections=False)
+    df = sessions_logic.build_sessions(window)
+    written = replace_partition(url, day, {"sessions": with_day(df, day)})
+    return dg.MaterializeResult(
+        metadata={
+            "sessions": written["sessions"],
+            "energy_kwh": round(float(df["energy_wh"].sum() or 0) / 1000, 3),
+            "missing_stops": int(df["missing_stop"].sum()),
+            "meter_resets": int(df["meter_reset"].sum()),
+            "energy_mismatches": int(df["energy_mismatch"].sum()),
+            "preview": _preview(
+                df.select(
+                    "session_id", "site_id", "start_ts", "end_ts", "energy_wh", "energy_source"
+                )
+            ),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name=GROUP,
+    kinds={"polars", "postgres"},
+    deps=[connector_states],
+    description="Per connector and hour: minutes available, charging, suspended, occupied, "
+    "faulted, unavailable and offline, and utilisation ratios.",
+)
+def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    states = _read_day(url, "connector_states", frames.STATES, day)
+    window = read_window(
+        url, day, meter=None, statuses=False, connections=False, transactions=False
+    )
+    hourly = utilisation_logic.utilisation_hourly(states, window)
+    site_day = utilisation_logic.utilisation_site_day(hourly).filter(
+        pl.col("site_id").is_not_null()
+    )
+    written = replace_partition(
+        url,
+        day,
+        {
+            "utilisation_hourly": with_day(hourly, day),
+            "utilisation_site_day": with_day(site_day, day),
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written["utilisation_hourly"],
+            "occupancy_ratio": round(float(hourly["occupancy_ratio"].mean() or 0), 4),
+            "charging_ratio": round(float(hourly["charging_ratio"].mean() or 0), 4),
+            "per_site": _preview(site_day, 20),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name=GROUP,
+    kinds={"polars", "postgres"},
+    deps=[connector_states],
+    description="Uptime per port under 23 CFR 680.116(b) with excluded outage minutes, the outage "
+    "list, and the UK Public Charge Point Regulations 2023 reliability of rapid charge points.",
+)
+def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    states = _read_day(url, "connector_states", frames.STATES, day)
+    window = read_window(
+        url, day, meter=None, statuses=False, connections=False, transactions=False
+    )
+    outages = uptime_logic.outages(states, window)
+    daily_uptime = uptime_logic.uptime_daily(outages, window)
+    uk = uptime_logic.uk_reliability_daily(states, window)
+    written = replace_partition(
+        url,
+        day,
+        {
+            "uptime_daily": with_day(daily_uptime, day),
+            "outages": with_day(outages, day),
+            "uk_reliability_daily": with_day(uk, day),
+        },
+    )
+    below = daily_uptime.filter(pl.col("uptime_pct") < 97.0)
+    return dg.MaterializeResult(
+        metadata={
+            "ports": written["uptime_daily"],
+            "outages": written["outages"],
+            "mean_uptime_pct": round(float(daily_uptime["uptime_pct"].mean() or 100), 3),
+            "ports_below_97pct": below.height,
+            "rapid_charge_points": written["uk_reliability_daily"],
+            "outage_preview": _preview(outages.sort("duration_min", descending=True)),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name=GROUP,
+    kinds={"polars", "postgres"},
+    deps=[sessions],
+    description="kWh per connector, site and day; 15-minute load curves per site; peak demand.",
+)
+def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    window = read_window(url, day, meter="day", statuses=False, connections=False)
+    overlapping = read_table(
+        url,
+        f"SELECT {', '.join(_drop_day(frames.SESSIONS))} FROM analytics.sessions "
+        f"WHERE day BETWEEN '{day - timedelta(days=7)}' AND '{day}'",
+        _drop_day(frames.SESSIONS),
+    )
+    curve = energy_logic.load_curve(window)
+    per_connector = energy_logic.energy_connector_day(window, overlapping)
+    per_site = energy_logic.energy_site_day(curve, per_connector)
+    replace_partition(
+        url,
+        day,
+        {
+            "load_curve": with_day(curve, day),
+            "energy_connector_day": with_day(per_connector, day),
+            "energy_site_day": with_day(per_site, day),
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "energy_kwh": round(float(per_connector["energy_kwh"].sum() or 0), 3),
+            "peak_demand_kw": round(float(per_site["peak_demand_kw"].max() or 0), 2),
+            "sites": per_site.height,
+            "per_site": _preview(per_site, 20),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name=GROUP,
+    kinds={"polars", "postgres"},
+    deps=[utilisation, energy, sessions],
+    description="Hour-of-day by weekday occupancy, energy and session starts per site (local "
+    "time); the view analytics.peak_usage_profile aggregates any number of days.",
+)
+def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    hourly = _read_day(url, "utilisation_hourly", frames.UTILISATION, day)
+    curve = _read_day(url, "load_curve", frames.LOAD_CURVE, day)
+    day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
+    window = read_window(
+        url, day, meter=None, statuses=False, connections=False, transactions=False
+    )
+    peak = peak_logic.peak_usage(hourly, curve, day_sessions, window)
+    written = replace_partition(url, day, {"peak_usage": with_day(peak, day)})
+    return dg.MaterializeResult(
+        metadata={
+            "rows": written["peak_usage"],
+            "sessions": int(day_sessions.height),
+            "busiest": _preview(peak_logic.busiest(peak, 5)),
+        }
+    )
+
+
+ASSETS = [connector_states, sessions, utilisation, uptime, energy, peak_usage]

@@ -1,0 +1,220 @@
+"""Data-quality checks (Great Expectations 1.x suites) on the raw and derived tables, as Dagster
+asset checks. Blocking checks stop a run before bad data reaches downstream assets."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import great_expectations as gx
+import polars as pl
+
+from pipelines import assets
+from pipelines.analytics import frames
+from pipelines.partitions import partition_day
+from pipelines.quality import validate
+from pipelines.raw import day_bounds, read_table
+from pipelines.resources import DatabaseResource
+
+E = gx.expectations
+
+
+def _now_plus(minutes: int = 5) -> datetime:
+    return datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+@dg.asset_check(
+    asset=assets.connector_states,
+    blocking=True,
+    description="Raw timestamps are not in the future and not before the charger's registration "
+    "(checked on each charge point's earliest and latest meter/status timestamp of the day).",
+)
+def raw_timestamps_plausible(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    return check_raw_timestamps_plausible(database.resolved_url(), partition_day(context))
+
+
+def check_raw_timestamps_plausible(url: str, day: date) -> dg.AssetCheckResult:
+    d0, d1 = day_bounds(day)
+    df = read_table(
+        url,
+        f"""SELECT r.charge_point_id, min(r.ts) AS first_ts, max(r.ts) AS last_ts,
+                   cp.registered_at
+            FROM (SELECT charge_point_id, ts FROM meter_value
+                  WHERE received_at >= '{d0.isoformat()}' AND received_at < '{d1.isoformat()}'
+                  UNION ALL
+                  SELECT charge_point_id, ts FROM status_event
+                  WHERE received_at >= '{d0.isoformat()}' AND received_at < '{d1.isoformat()}') r
+            JOIN charge_point cp USING (charge_point_id)
+            GROUP BY r.charge_point_id, cp.registered_at""",
+        {"charge_point_id": pl.String, "first_ts": frames.TS, "last_ts": frames.TS,
+         "registered_at": frames.TS},
+    )  # fmt: skip
+    return validate(
+        "raw_timestamps",
+        df,
+        [
+            E.ExpectColumnValuesToBeBetween(column="last_ts", max_value=_now_plus()),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="first_ts", column_B="registered_at", or_equal=True
+            ),
+        ],
+    )
+
+
+@dg.asset_check(
+    asset=assets.sessions,
+    blocking=True,
+    description="Sessions: keys unique, end after start, energy non-negative, not in the future.",
+)
+def sessions_valid(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    return check_sessions_valid(database.resolved_url(), partition_day(context))
+
+
+def check_sessions_valid(url: str, day: date) -> dg.AssetCheckResult:
+    df = read_table(
+        url,
+        f"SELECT session_id, start_ts, end_ts, energy_wh FROM analytics.sessions WHERE day = '{day}'",
+        {"session_id": pl.String, "start_ts": frames.TS, "end_ts": frames.TS,
+         "energy_wh": pl.Float64},
+    )  # fmt: skip
+    return validate(
+        "sessions",
+        df,
+        [
+            E.ExpectColumnValuesToBeUnique(column="session_id"),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="end_ts", column_B="start_ts", ignore_row_if="either_value_is_missing"
+            ),
+            E.ExpectColumnValuesToBeBetween(column="energy_wh", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="start_ts", max_value=_now_plus()),
+        ],
+    )
+
+
+@dg.asset_check(
+    asset=assets.sessions,
+    description="Energy registers never decrease within a transaction, except at a reset (the "
+    "register falls below 10% of its last value): resets are flagged in the metadata, not failed.",
+)
+def meter_registers_monotonic(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    return check_meter_registers_monotonic(database.resolved_url(), partition_day(context))
+
+
+def check_meter_registers_monotonic(url: str, day: date) -> dg.AssetCheckResult:
+    df = read_table(
+        url,
+        f"""SELECT m.charge_point_id, m.transaction_id, m.ts, m.value,
+                   lag(m.value) OVER (PARTITION BY m.charge_point_id, m.transaction_id
+                                      ORDER BY m.ts) AS previous
+            FROM analytics.sessions s JOIN meter_value m
+              ON m.charge_point_id = s.charge_point_id AND m.transaction_id = s.transaction_id
+            WHERE s.day = '{day}' AND m.measurand = 'Energy.Active.Import.Register'
+              AND m.phase = '' AND m.ts >= s.start_ts - interval '1 minute'""",
+        {"charge_point_id": pl.String, "transaction_id": pl.String, "ts": frames.TS,
+         "value": pl.Float64, "previous": pl.Float64},
+    )  # fmt: skip
+    df = df.filter(pl.col("previous").is_not_null()).with_columns(
+        reset=(pl.col("value") < pl.col("previous") * 0.1),
+    )
+    df = df.with_columns(ok=(pl.col("value") >= pl.col("previous")) | pl.col("reset"))
+    return validate(
+        "meter_registers",
+        df.select("transaction_id", "value", "previous", "ok"),
+        [E.ExpectColumnValuesToBeInSet(column="ok", value_set=[True])],
+        severity=dg.AssetCheckSeverity.WARN,
+        extra={"resets_flagged": int(df["reset"].sum())},
+    )
+
+
+@dg.asset_check(
+    asset=assets.utilisation,
+    blocking=True,
+    description="Each connector-hour's minutes add up to the hour; ratios within 0..1.",
+)
+def utilisation_minutes_sum_to_hour(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    return check_utilisation_minutes_sum_to_hour(database.resolved_url(), partition_day(context))
+
+
+def check_utilisation_minutes_sum_to_hour(url: str, day: date) -> dg.AssetCheckResult:
+    minutes = [c for c in frames.UTILISATION if c.startswith("minutes_")]
+    df = read_table(
+        url,
+        f"SELECT {' + '.join(minutes)} AS total_minutes, occupancy_ratio "
+        f"FROM analytics.utilisation_hourly WHERE day = '{day}'",
+        {"total_minutes": pl.Float64, "occupancy_ratio": pl.Float64},
+    )
+    return validate(
+        "utilisation",
+        df,
+        [
+            E.ExpectColumnValuesToBeBetween(
+                column="total_minutes", min_value=59.999, max_value=60.001
+            ),
+            E.ExpectColumnValuesToBeBetween(column="occupancy_ratio", min_value=0, max_value=1),
+        ],
+    )
+
+
+@dg.asset_check(
+    asset=assets.uptime,
+    blocking=True,
+    description="Uptime and UK reliability percentages within 0..100; excluded minutes never "
+    "exceed outage minutes.",
+)
+def uptime_within_bounds(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    return check_uptime_within_bounds(database.resolved_url(), partition_day(context))
+
+
+def check_uptime_within_bounds(url: str, day: date) -> dg.AssetCheckResult:
+    df = read_table(
+        url,
+        f"SELECT uptime_pct, outage_minutes, excluded_minutes FROM analytics.uptime_daily "
+        f"WHERE day = '{day}'",
+        {"uptime_pct": pl.Float64, "outage_minutes": pl.Float64, "excluded_minutes": pl.Float64},
+    )
+    return validate(
+        "uptime",
+        df,
+        [
+            E.ExpectColumnValuesToBeBetween(column="uptime_pct", min_value=0, max_value=100),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="outage_minutes", column_B="excluded_minutes", or_equal=True
+            ),
+        ],
+    )
+
+
+@dg.asset_check(asset=assets.energy, blocking=True, description="Energy is never negative.")
+def energy_non_negative(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    return check_energy_non_negative(database.resolved_url(), partition_day(context))
+
+
+def check_energy_non_negative(url: str, day: date) -> dg.AssetCheckResult:
+    df = read_table(
+        url,
+        f"SELECT energy_kwh FROM analytics.energy_connector_day WHERE day = '{day}'",
+        {"energy_kwh": pl.Float64},
+    )
+    return validate(
+        "energy", df, [E.ExpectColumnValuesToBeBetween(column="energy_kwh", min_value=0)]
+    )
+
+
+CHECKS = [
+    raw_timestamps_plausible,
+    sessions_valid,
+    meter_registers_monotonic,
+    utilisation_minutes_sum_to_hour,
+    uptime_within_bounds,
+    energy_non_negative,
+]

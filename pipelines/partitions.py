@@ -1,0 +1,18 @@
+"""Daily partitions in UTC from a configured start date (CHARGEOPS_PARTITIONS_START, default
+2024-01-01); today's partition exists so late data for it can be materialised too."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import dagster as dg
+
+START = os.environ.get("CHARGEOPS_PARTITIONS_START", "2024-01-01")
+
+daily = dg.DailyPartitionsDefinition(start_date=START, timezone="UTC", end_offset=1)
+
+
+def partition_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> date:
+    key = context.partition_key
+    return date.fromisoformat(key)

@@ -1,0 +1,157 @@
+"""Reading raw rows into polars for one day partition.
+
+The hot path of every asset. Measured on 1.7 million meter rows (bench/analytics.py): ADBC's
+PostgreSQL driver, which hands Arrow batches over directly with proper types, against psycopg's
+`COPY ... TO STDOUT` parsed by polars; ADBC is the faster and is what runs here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import adbc_driver_postgresql.dbapi as adbc
+import polars as pl
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pipelines.analytics import frames
+from pipelines.analytics.frames import RawWindow
+
+METER_MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "SoC")
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _lit(ts: datetime) -> str:
+    return f"'{ts.astimezone(UTC).isoformat()}'::timestamptz"
+
+
+def adbc_uri(url: str) -> str:
+    """A libpq key=value string for ADBC (it takes what libpq takes)."""
+    return make_conninfo(**conninfo_to_dict(url))
+
+
+def read_frame(conn, sql: str, schema: dict) -> pl.DataFrame:
+    """Run `sql` over an ADBC connection and return a frame cast to the contract schema."""
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        table = cur.fetch_arrow_table()
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    if df.is_empty():
+        return pl.DataFrame(schema=schema)
+    return df.select([pl.col(c).cast(t) for c, t in schema.items()])
+
+
+def _cols(schema: dict) -> str:
+    return ", ".join(schema)
+
+
+def read_window(
+    url: str,
+    day: date,
+    *,
+    meter: str | None = "day",
+    statuses: bool = True,
+    connections: bool = True,
+    transactions: bool = True,
+) -> RawWindow:
+    """Raw rows around one UTC day.
+
+    meter: "day" = samples in [day - 1 h, day end + 1 h): register increments that span
+    midnight are whole, power for states;
+    "sessions" = every sample of the transactions that start in the day, whenever taken;
+    None = no meter rows.
+    """
+    d0, d1 = day_bounds(day)
+    lo, hi = _lit(d0), _lit(d1)
+    measurands = ", ".join(f"'{m}'" for m in METER_MEASURANDS)
+    with adbc.connect(adbc_uri(url)) as conn:
+        tx = pl.DataFrame(schema=frames.TRANSACTIONS)
+        if transactions:
+            tx = read_frame(
+                conn,
+                f"""SELECT {_cols(frames.TRANSACTIONS)} FROM transaction
+                    WHERE (start_ts >= {lo} - interval '7 days' AND start_ts < {hi}
+                           AND (stop_ts IS NULL OR stop_ts >= {lo} - interval '1 day'))
+                       OR (stop_ts >= {lo} - interval '1 day' AND stop_ts < {hi} + interval '1 day')""",
+                frames.TRANSACTIONS,
+            )
+        mv = pl.DataFrame(schema=frames.METER)
+        meter_cols = ", ".join(f"m.{c}" for c in frames.METER)
+        if meter == "day":
+            mv = read_frame(
+                conn,
+                f"""SELECT {meter_cols} FROM meter_value m
+                    WHERE m.ts >= {lo} - interval '1 hour' AND m.ts < {hi} + interval '1 hour'
+                      AND m.measurand IN ({measurands}) AND m.phase = ''""",
+                frames.METER,
+            )
+        elif meter == "sessions":
+            mv = read_frame(
+                conn,
+                f"""SELECT {meter_cols} FROM transaction t JOIN meter_value m
+                      ON m.charge_point_id = t.charge_point_id AND m.transaction_id = t.transaction_id
+                    WHERE t.start_ts >= {lo} AND t.start_ts < {hi}
+                      AND m.ts >= {lo} - interval '1 day'
+                      AND m.measurand IN ({measurands}) AND m.phase = ''""",
+                frames.METER,
+            )
+        st = pl.DataFrame(schema=frames.STATUS)
+        if statuses:
+            st = read_frame(
+                conn,
+                f"""SELECT {_cols(frames.STATUS)} FROM status_event
+                    WHERE ts >= {lo} - interval '1 day' AND ts < {hi} + interval '2 days'
+                    UNION ALL
+                    SELECT {_cols(frames.STATUS)} FROM (
+                        SELECT DISTINCT ON (charge_point_id, evse_id, connector_id) *
+                        FROM status_event WHERE ts < {lo} - interval '1 day'
+                        ORDER BY charge_point_id, evse_id, connector_id, ts DESC) last""",
+                frames.STATUS,
+            )
+        ce = pl.DataFrame(schema=frames.CONNECTION)
+        if connections:
+            events = "'connect', 'disconnect', 'boot', 'heartbeat'"
+            ce = read_frame(
+                conn,
+                f"""SELECT {_cols(frames.CONNECTION)} FROM connection_event
+                    WHERE ts >= {lo} - interval '1 day' AND ts < {hi} + interval '1 hour'
+                      AND event IN ({events})
+                    UNION ALL
+                    SELECT {_cols(frames.CONNECTION)} FROM (
+                        SELECT DISTINCT ON (charge_point_id) * FROM connection_event
+                        WHERE ts < {lo} - interval '1 day' AND event IN ({events})
+                        ORDER BY charge_point_id, ts DESC) last""",
+                frames.CONNECTION,
+            )
+        cps = read_frame(
+            conn, f"SELECT {_cols(frames.CHARGE_POINTS)} FROM charge_point", frames.CHARGE_POINTS
+        )
+        connectors = read_frame(
+            conn,
+            f"SELECT {_cols(frames.CONNECTORS)} FROM connector WHERE connector_id > 0",
+            frames.CONNECTORS,
+        )
+        sites = read_frame(
+            conn,
+            "SELECT site_id, timezone, country, operating_hours::text AS operating_hours FROM site",
+            frames.SITES,
+        )
+        exclusions = read_frame(
+            conn,
+            f"""SELECT {_cols(frames.EXCLUSIONS)} FROM outage_exclusion
+                WHERE starts_at < {hi} AND ends_at > {lo}""",
+            frames.EXCLUSIONS,
+        )
+    return RawWindow(
+        day_start=d0, day_end=d1, transactions=tx, meter=mv, status=st, connection=ce,
+        charge_points=cps, connectors=connectors, sites=sites, exclusions=exclusions,
+    )  # fmt: skip
+
+
+def read_table(url: str, sql: str, schema: dict) -> pl.DataFrame:
+    with adbc.connect(adbc_uri(url)) as conn:
+        return read_frame(conn, sql, schema)

@@ -1,0 +1,265 @@
+"""The Dagster layer end to end: a hand-built raw scenario in a real PostgreSQL, every asset
+materialised through `dagster.materialize`, values asserted exactly, and each check failing on a
+crafted bad row."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from pipelines import checks
+from pipelines.assets import ASSETS
+from pipelines.checks import CHECKS
+from pipelines.definitions import defs
+from pipelines.resources import DatabaseResource
+
+D = date(2025, 6, 10)  # a Tuesday; London is on BST (UTC+1)
+
+
+def T(s: str) -> datetime:
+    return datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+
+def _scenario(db) -> None:
+    db.execute(
+        """INSERT INTO site (site_id, name, timezone, operating_hours) VALUES
+           ('S1', 'always open', 'Europe/London', NULL),
+           ('S2', 'office hours', 'Europe/London', '{"tue": ["08:00", "18:00"]}')"""
+    )
+    db.execute(
+        """INSERT INTO charge_point (charge_point_id, site_id, max_power_w, current_type, registered_at)
+           VALUES ('CP-A', 'S1', 50000, 'DC', '2025-01-01'), ('CP-B', 'S2', 7400, 'AC', '2025-01-01')"""
+    )
+    db.execute("INSERT INTO evse VALUES ('CP-A', 1), ('CP-A', 2), ('CP-B', 1)")
+    db.execute(
+        "INSERT INTO connector (charge_point_id, evse_id, connector_id) VALUES ('CP-A', 1, 1), ('CP-A', 2, 1), ('CP-B', 1, 1)"
+    )
+    tx = [  # T1 crosses midnight; T2 never sends its stop; T3 has a meter reset
+        ("T1", "2025-06-09 22:00", 1000, "2025-06-10 02:00", 9000),
+        ("T2", "2025-06-10 05:00", 9000, None, None),
+        ("T3", "2025-06-10 08:00", 11000, "2025-06-10 11:00", 2500),
+    ]
+    for tid, start, m0, stop, m1 in tx:
+        db.execute(
+            """INSERT INTO transaction (charge_point_id, transaction_id, ocpp_version, evse_id,
+                   connector_id, start_ts, meter_start_wh, stop_ts, meter_stop_wh)
+               VALUES ('CP-A', %s, '2.0.1', 1, 1, %s, %s, %s, %s)""",
+            (tid, T(start), m0, T(stop) if stop else None, m1),
+        )
+    samples = [
+        ("T1", "2025-06-09 22:00", 1000, "Transaction.Begin"), ("T1", "2025-06-09 23:00", 3000, "Sample.Periodic"),
+        ("T1", "2025-06-10 00:00", 5000, "Sample.Periodic"), ("T1", "2025-06-10 01:00", 7000, "Sample.Periodic"),
+        ("T1", "2025-06-10 02:00", 9000, "Transaction.End"),
+        ("T2", "2025-06-10 05:00", 9000, "Transaction.Begin"), ("T2", "2025-06-10 06:00", 11000, "Sample.Periodic"),
+        ("T3", "2025-06-10 08:00", 11000, "Transaction.Begin"), ("T3", "2025-06-10 09:00", 13000, "Sample.Periodic"),
+        ("T3", "2025-06-10 10:00", 500, "Sample.Periodic"), ("T3", "2025-06-10 11:00", 2500, "Transaction.End"),
+    ]  # fmt: skip
+    for tid, ts, value, context in samples:
+        db.execute(
+            """INSERT INTO meter_value (ts, charge_point_id, evse_id, connector_id, transaction_id,
+                   measurand, location, context, value, unit, raw_value, received_at)
+               VALUES (%s, 'CP-A', 1, 1, %s, 'Energy.Active.Import.Register', 'Outlet', %s, %s,
+                       'Wh', %s, %s)""",
+            (T(ts), tid, context, value, str(value), T(ts)),
+        )
+    statuses = [
+        ("CP-A", 1, "2025-06-09 21:55", "Preparing"), ("CP-A", 1, "2025-06-09 22:00", "Charging"),
+        ("CP-A", 1, "2025-06-10 02:00", "Finishing"), ("CP-A", 1, "2025-06-10 02:05", "Available"),
+        ("CP-A", 2, "2025-06-09 12:00", "Available"), ("CP-A", 2, "2025-06-10 10:00", "Faulted"),
+        ("CP-A", 2, "2025-06-10 12:00", "Available"),
+        ("CP-B", 1, "2025-06-09 12:00", "Available"), ("CP-B", 1, "2025-06-10 18:00", "Unavailable"),
+        ("CP-B", 1, "2025-06-10 23:00", "Available"),
+    ]  # fmt: skip
+    for cp, evse, ts, status in statuses:
+        db.execute(
+            """INSERT INTO status_event (ts, charge_point_id, evse_id, connector_id, status,
+                   error_code, ocpp_version, received_at)
+               VALUES (%s, %s, %s, 1, %s, %s, '2.0.1', %s)""",
+            (T(ts), cp, evse, status, "GroundFailure" if status == "Faulted" else "NoError", T(ts)),
+        )
+    # heartbeats every 10 minutes, except CP-A is silent 14:00-16:00 on D (offline 14:30-16:00)
+    beats = []
+    t = T("2025-06-09 20:00")
+    while t < T("2025-06-11 01:00"):
+        for cp in ("CP-A", "CP-B"):
+            if not (cp == "CP-A" and T("2025-06-10 14:00") < t < T("2025-06-10 16:00")):
+                beats.append((t, cp))
+        t += timedelta(minutes=10)
+    with db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO connection_event (ts, charge_point_id, event) VALUES (%s, %s, 'heartbeat')",
+            beats,
+        )
+    db.execute(
+        """INSERT INTO outage_exclusion (charge_point_id, evse_id, starts_at, ends_at, reason)
+           VALUES ('CP-A', 2, '2025-06-10 11:00+00', '2025-06-10 13:00+00', 'scheduled_maintenance')"""
+    )
+
+
+def _run(database_url: str, day: date, selection=None) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        partition_key=day.isoformat(),
+        resources={"database": DatabaseResource(url=database_url)},
+        selection=selection,
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture
+def scenario(db, database_url):
+    _scenario(db)
+    for day in (D - timedelta(days=1), D):
+        result = _run(database_url, day)
+        assert result.success, [
+            str(e.event_specific_data.error)[:500] for e in result.get_step_failure_events()
+        ]
+        assert all(e.passed for e in result.get_asset_check_evaluations())
+    return db
+
+
+def test_definitions_have_the_whole_graph():
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"connector_states", "sessions", "utilisation", "uptime", "energy", "peak_usage"}
+    assert defs.resolve_job_def("analytics_daily") is not None
+    assert {s.name for s in defs.schedules} == {"previous_day"}
+    assert {s.name for s in defs.sensors} == {"late_data"}
+
+
+def test_scenario_values(scenario):
+    db = scenario
+    sessions = {
+        r[0]: r[1:]
+        for r in db.execute(
+            """SELECT transaction_id, day, start_ts, end_ts, energy_wh, energy_source, missing_stop,
+                      meter_reset FROM analytics.sessions ORDER BY 1"""
+        )
+    }
+    # the session crossing midnight belongs to its start day and keeps all its energy
+    assert sessions["T1"] == (
+        D - timedelta(days=1),
+        T("2025-06-09 22:00"),
+        T("2025-06-10 02:00"),
+        8000.0,
+        "meter",
+        False,
+        False,
+    )
+    # the missing stop: energy from samples, ended by the next session on the connector
+    assert sessions["T2"] == (
+        D,
+        T("2025-06-10 05:00"),
+        T("2025-06-10 06:00"),
+        2000.0,
+        "samples",
+        True,
+        False,
+    )
+    # the reset: the drop counts as zero, both sides of it count
+    assert sessions["T3"] == (
+        D,
+        T("2025-06-10 08:00"),
+        T("2025-06-10 11:00"),
+        4000.0,
+        "samples",
+        False,
+        True,
+    )
+
+    # energy on D: T1's last two hours (4 kWh) + T2 (2 kWh) + T3 (4 kWh); on D-1 T1's first two
+    energy = dict(db.execute(
+        "SELECT day, energy_kwh FROM analytics.energy_connector_day WHERE charge_point_id = 'CP-A' AND evse_id = 1"))  # fmt: skip
+    assert energy == {D - timedelta(days=1): 4.0, D: 10.0}
+
+    uptime = {
+        (r[0], r[1]): r[2:]
+        for r in db.execute(
+            """SELECT charge_point_id, evse_id, outage_minutes, excluded_minutes, uptime_pct
+               FROM analytics.uptime_daily WHERE day = %s""",
+            (D,),
+        )
+    }
+    # CP-A offline 14:30-16:00 (heartbeat timeout 30 min): 90 minutes on both connectors
+    assert uptime[("CP-A", 1)] == (90.0, 0.0, pytest.approx(100 * (1440 - 90) / 1440))
+    # + a fault 10:00-12:00 of which 11:00-12:00 is inside the maintenance exclusion
+    assert uptime[("CP-A", 2)] == (210.0, 60.0, pytest.approx(100 * (1440 - 150) / 1440))
+    # CP-B unavailable 18:00-23:00 UTC: after the site closed (18:00 BST = 17:00 UTC)
+    assert uptime[("CP-B", 1)] == (300.0, 300.0, 100.0)
+    causes = db.execute(
+        """SELECT cause, excluded, coalesce(exclusion_reason, ''), sum(duration_min) FROM analytics.outages
+           WHERE day = %s AND charge_point_id = 'CP-A' AND evse_id = 2 GROUP BY 1, 2, 3 ORDER BY 1, 2""",
+        (D,),
+    ).fetchall()
+    assert causes == [
+        ("faulted", False, "", 60.0),
+        ("faulted", True, "scheduled_maintenance", 60.0),
+        ("offline", False, "", 90.0),
+    ]
+
+    # utilisation: the first hour of D on CP-A/1 is all charging; every hour sums to 60
+    assert db.execute(
+        """SELECT minutes_charging, occupancy_ratio FROM analytics.utilisation_hourly
+           WHERE day = %s AND charge_point_id = 'CP-A' AND evse_id = 1 AND hour_ts = %s""",
+        (D, T("2025-06-10 00:00")),
+    ).fetchone() == (60.0, 1.0)
+    assert db.execute(
+        """SELECT count(*) FROM analytics.utilisation_hourly WHERE day = %s AND abs(minutes_available
+           + minutes_charging + minutes_suspended + minutes_occupied_other + minutes_faulted
+           + minutes_unavailable + minutes_offline + minutes_unknown - 60) > 1e-9""",
+        (D,),
+    ).fetchone() == (0,)
+    # UK reliability of the rapid charge point: both connectors down only while offline
+    assert db.execute(
+        "SELECT inoperative_minutes, reliability_pct FROM analytics.uk_reliability_daily WHERE day = %s",
+        (D,),
+    ).fetchone() == (90.0, pytest.approx(100 * (1440 - 90) / 1440))
+    # rollups recompute from sums
+    assert db.execute(
+        "SELECT minutes_in_period FROM analytics.uptime_quarterly WHERE charge_point_id = 'CP-A' AND evse_id = 2"
+    ).fetchone() == (2880.0,)
+    assert (
+        db.execute("SELECT count(*) FROM analytics.peak_usage WHERE day = %s", (D,)).fetchone()[0]
+        == 48
+    )
+
+
+def test_rerun_replaces_the_partition(scenario, database_url):
+    before = scenario.execute("SELECT count(*) FROM analytics.sessions").fetchone()
+    assert _run(database_url, D).success
+    assert scenario.execute("SELECT count(*) FROM analytics.sessions").fetchone() == before
+
+
+BAD_ROWS = {
+    "raw_timestamps_plausible": """INSERT INTO status_event (ts, charge_point_id, evse_id,
+        connector_id, status, ocpp_version, received_at) VALUES (now() + interval '2 days', 'CP-B',
+        1, 1, 'Available', '2.0.1', '2025-06-10 12:00+00')""",
+    "sessions_valid": "UPDATE analytics.sessions SET energy_wh = -5 WHERE transaction_id = 'T2'",
+    "meter_registers_monotonic": """INSERT INTO meter_value (ts, charge_point_id, evse_id, connector_id,
+        transaction_id, measurand, location, context, value, unit, raw_value, received_at) VALUES
+        ('2025-06-10 09:30+00', 'CP-A', 1, 1, 'T3', 'Energy.Active.Import.Register', 'Outlet',
+        'Sample.Periodic', 12900, 'Wh', '12900', '2025-06-10 09:30+00')""",
+    "utilisation_minutes_sum_to_hour": "UPDATE analytics.utilisation_hourly SET minutes_available = minutes_available + 5 WHERE hour_ts = '2025-06-10 03:00+00'",
+    "uptime_within_bounds": "UPDATE analytics.uptime_daily SET uptime_pct = 120 WHERE charge_point_id = 'CP-B'",
+    "energy_non_negative": "UPDATE analytics.energy_connector_day SET energy_kwh = -1 WHERE charge_point_id = 'CP-B'",
+}
+
+
+@pytest.mark.parametrize("check", list(BAD_ROWS))
+def test_each_check_fails_on_a_crafted_bad_row(scenario, database_url, check):
+    run_check = getattr(checks, f"check_{check}")
+    assert run_check(database_url, D).passed  # the scenario itself is clean
+    scenario.execute(BAD_ROWS[check])
+    result = run_check(database_url, D)
+    assert result.passed is False
+    assert "failures" in result.metadata
+
+
+def test_blocking_check_stops_downstream(scenario, database_url):
+    """A raw row from the future fails the blocking raw check: the assets after it do not run."""
+    scenario.execute(BAD_ROWS["raw_timestamps_plausible"])
+    result = _run(database_url, D)
+    assert not result.success
+    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert failed == {"raw_timestamps_plausible"}
+    materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "utilisation" not in materialised and "uptime" not in materialised
