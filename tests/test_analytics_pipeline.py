@@ -263,3 +263,39 @@ def test_blocking_check_stops_downstream(scenario, database_url):
     assert failed == {"raw_timestamps_plausible"}
     materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "utilisation" not in materialised and "uptime" not in materialised
+
+
+def test_schedule_runs_the_day_that_just_ended():
+    from pipelines.automation import previous_day
+
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2025, 6, 11, 0, 30, tzinfo=UTC)
+    )
+    request = previous_day(ctx)
+    assert request.partition_key == "2025-06-10"
+
+
+def test_late_data_sensor_requests_the_touched_days(db, database_url):
+    from pipelines.automation import late_data
+
+    _scenario(db)
+    db.execute(  # a charger that was offline sends a value from the 10th on the 12th
+        """INSERT INTO meter_value (ts, charge_point_id, evse_id, connector_id, measurand,
+               location, context, value, unit, raw_value, received_at)
+           VALUES ('2025-06-10 20:00+00', 'CP-B', 1, 1, 'Energy.Active.Import.Register', 'Outlet',
+                   'Sample.Periodic', 1, 'Wh', '1', '2025-06-12 08:00+00')"""
+    )
+    ctx = dg.build_sensor_context(
+        cursor="2025-06-11T00:00:00+00:00",
+        resources={"database": DatabaseResource(url=database_url)},
+    )
+    requests = late_data(ctx)
+    assert [r.partition_key for r in requests] == ["2025-06-10"]
+    assert ctx.cursor.startswith("2025-06-12T08:00:00")
+    # nothing new since: skipped
+    again = late_data(
+        dg.build_sensor_context(
+            cursor=ctx.cursor, resources={"database": DatabaseResource(url=database_url)}
+        )
+    )
+    assert isinstance(again, dg.SkipReason)
