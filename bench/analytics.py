@@ -146,7 +146,10 @@ def read_floor(url: str, day: date) -> dict:
         with conn.cursor().copy(sql) as copy:
             for chunk in copy:
                 buf.write(chunk)
-        pl.read_csv(buf.getvalue(), has_header=False)
+        pl.read_csv(buf.getvalue(), has_header=False, schema={
+            "ts": pl.Int64, "charge_point_id": pl.String, "evse_id": pl.Int32,
+            "connector_id": pl.Int32, "transaction_id": pl.String, "measurand": pl.String,
+            "context": pl.String, "value": pl.Float64})  # fmt: skip
     copy_s = time.perf_counter() - t
     return {"rows": n, "adbc_s": adbc_s, "copy_s": copy_s}
 

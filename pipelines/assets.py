@@ -14,7 +14,7 @@ from pipelines.analytics import states as states_logic
 from pipelines.analytics import uptime as uptime_logic
 from pipelines.analytics import utilisation as utilisation_logic
 from pipelines.partitions import daily, partition_day
-from pipelines.raw import read_table, read_window
+from pipelines.raw import REGISTER, read_table, read_window
 from pipelines.resources import DatabaseResource
 from pipelines.store import replace_partition, with_day
 
@@ -186,7 +186,9 @@ def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
 def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    window = read_window(url, day, meter="day", statuses=False, connections=False)
+    window = read_window(
+        url, day, meter="day", statuses=False, connections=False, measurands=(REGISTER,)
+    )
     overlapping = read_table(
         url,
         f"SELECT {', '.join(_drop_day(frames.SESSIONS))} FROM analytics.sessions "

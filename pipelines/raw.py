@@ -16,7 +16,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pipelines.analytics import frames
 from pipelines.analytics.frames import RawWindow
 
-METER_MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "SoC")
+REGISTER = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+METER_MEASURANDS = (REGISTER, POWER)
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -57,17 +59,19 @@ def read_window(
     statuses: bool = True,
     connections: bool = True,
     transactions: bool = True,
+    measurands: tuple[str, ...] = METER_MEASURANDS,
 ) -> RawWindow:
     """Raw rows around one UTC day.
 
     meter: "day" = samples in [day - 1 h, day end + 1 h): register increments that span
     midnight are whole, power for states;
     "sessions" = every sample of the transactions that start in the day, whenever taken;
-    None = no meter rows.
+    None = no meter rows. `measurands` narrows the meter rows to what the caller uses (the
+    meter read is most of every asset's time).
     """
     d0, d1 = day_bounds(day)
     lo, hi = _lit(d0), _lit(d1)
-    measurands = ", ".join(f"'{m}'" for m in METER_MEASURANDS)
+    measurands_sql = ", ".join(f"'{m}'" for m in measurands)
     with adbc.connect(adbc_uri(url)) as conn:
         tx = pl.DataFrame(schema=frames.TRANSACTIONS)
         if transactions:
@@ -86,7 +90,7 @@ def read_window(
                 conn,
                 f"""SELECT {meter_cols} FROM meter_value m
                     WHERE m.ts >= {lo} - interval '1 hour' AND m.ts < {hi} + interval '1 hour'
-                      AND m.measurand IN ({measurands}) AND m.phase = ''""",
+                      AND m.measurand IN ({measurands_sql}) AND m.phase = ''""",
                 frames.METER,
             )
         elif meter == "sessions":
@@ -96,7 +100,7 @@ def read_window(
                       ON m.charge_point_id = t.charge_point_id AND m.transaction_id = t.transaction_id
                     WHERE t.start_ts >= {lo} AND t.start_ts < {hi}
                       AND m.ts >= {lo} - interval '1 day'
-                      AND m.measurand IN ({measurands}) AND m.phase = ''""",
+                      AND m.measurand IN ({measurands_sql}) AND m.phase = ''""",
                 frames.METER,
             )
         st = pl.DataFrame(schema=frames.STATUS)

@@ -23,8 +23,8 @@ TRANSACTIONS = {  # every transaction overlapping the window (start or stop in i
     "start_ts": TS, "meter_start_wh": pl.Float64, "stop_ts": TS, "meter_stop_wh": pl.Float64,
     "stop_reason": pl.String,
 }  # fmt: skip
-METER = {  # meter_value rows in the window, measurands Energy.Active.Import.Register,
-    # Power.Active.Import and SoC only, phase '' (totals) only
+METER = {  # meter_value rows in the window, measurands Energy.Active.Import.Register and
+    # Power.Active.Import only (a reader may narrow further), phase '' (totals) only
     "ts": TS, "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
     "transaction_id": pl.String, "measurand": pl.String, "context": pl.String, "value": pl.Float64,
 }  # fmt: skip
