@@ -22,12 +22,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chargeops.db import resolve_database_url, upgrade  # noqa: E402
+from chargeops.db import create_database, resolve_database_url, upgrade  # noqa: E402
 from chargeops.settings import Settings  # noqa: E402
 
 GENERATE = """
@@ -78,12 +77,7 @@ DAY_SQL = [
 
 def scratch_database() -> str:
     server = resolve_database_url(Settings.from_env())
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS chargeops_bench_analytics WITH (FORCE)")
-        conn.execute("CREATE DATABASE chargeops_bench_analytics")
-    params = conninfo_to_dict(server)
-    params["dbname"] = "chargeops_bench_analytics"
-    url = make_conninfo(**params)
+    url = create_database(server, "chargeops_bench_analytics", replace=True)
     upgrade(url)
     return url
 

@@ -24,12 +24,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chargeops.db import resolve_database_url, upgrade  # noqa: E402
+from chargeops.db import create_database, resolve_database_url, upgrade  # noqa: E402
 from chargeops.settings import Settings  # noqa: E402
 from ingest.simulator.load import MEASURANDS, load_meter_values  # noqa: E402
 
@@ -61,12 +60,7 @@ def wait_listening(port: int, proc: subprocess.Popen) -> None:
 
 def scratch_database() -> str:
     server = resolve_database_url(Settings.from_env())
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS chargeops_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE chargeops_bench")
-    params = conninfo_to_dict(server)
-    params["dbname"] = "chargeops_bench"
-    url = make_conninfo(**params)
+    url = create_database(server, "chargeops_bench", replace=True)
     upgrade(url)
     return url
 

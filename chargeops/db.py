@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from chargeops.settings import ConfigError, Settings
 
@@ -55,6 +56,31 @@ def connect(url: str, *, autocommit: bool = False, timeout: int = 10) -> psycopg
         raise ConfigError(f"cannot connect to PostgreSQL at {describe(url)}: {reason}") from e
     except psycopg.ProgrammingError as e:
         raise ConfigError(f"bad DATABASE_URL: {e}") from e
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server as `url`, another database."""
+    params = conninfo_to_dict(url)
+    params["dbname"] = name
+    return make_conninfo(**params)
+
+
+def create_database(server_url: str, name: str, *, replace: bool = False) -> str:
+    """Create database `name` on the server of `server_url` and return its URL."""
+    with connect(server_url, autocommit=True) as conn:
+        if replace:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @dataclass(frozen=True)

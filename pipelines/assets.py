@@ -38,6 +38,11 @@ def _read_day(url: str, table: str, schema: dict, day: date) -> pl.DataFrame:
     return read_table(url, f"SELECT {cols} FROM analytics.{table} WHERE day = '{day}'", schema)
 
 
+def _reference_window(url: str, day: date):
+    """A window with only the reference tables (sites, charge points, connectors, exclusions)."""
+    return read_window(url, day, meter=None, statuses=False, connections=False, transactions=False)
+
+
 def _drop_day(schema: dict) -> dict:
     return {k: v for k, v in schema.items() if k != "day"}
 
@@ -111,9 +116,7 @@ def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
     states = _read_day(url, "connector_states", frames.STATES, day)
-    window = read_window(
-        url, day, meter=None, statuses=False, connections=False, transactions=False
-    )
+    window = _reference_window(url, day)
     hourly = utilisation_logic.utilisation_hourly(states, window)
     site_day = utilisation_logic.utilisation_site_day(hourly).filter(
         pl.col("site_id").is_not_null()
@@ -148,9 +151,7 @@ def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
     states = _read_day(url, "connector_states", frames.STATES, day)
-    window = read_window(
-        url, day, meter=None, statuses=False, connections=False, transactions=False
-    )
+    window = _reference_window(url, day)
     outages = uptime_logic.outages(states, window)
     daily_uptime = uptime_logic.uptime_daily(outages, window)
     uk = uptime_logic.uk_reliability_daily(states, window)
@@ -231,9 +232,7 @@ def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
     hourly = _read_day(url, "utilisation_hourly", frames.UTILISATION, day)
     curve = _read_day(url, "load_curve", frames.LOAD_CURVE, day)
     day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
-    window = read_window(
-        url, day, meter=None, statuses=False, connections=False, transactions=False
-    )
+    window = _reference_window(url, day)
     peak = peak_logic.peak_usage(hourly, curve, day_sessions, window)
     written = replace_partition(url, day, {"peak_usage": with_day(peak, day)})
     return dg.MaterializeResult(

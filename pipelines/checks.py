@@ -1,6 +1,7 @@
 """Data-quality checks (Great Expectations 1.x suites) on the raw and derived tables, as Dagster
 asset checks. Blocking checks stop a run before bad data reaches downstream assets."""
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -19,18 +20,6 @@ E = gx.expectations
 
 def _now_plus(minutes: int = 5) -> datetime:
     return datetime.now(UTC) + timedelta(minutes=minutes)
-
-
-@dg.asset_check(
-    asset=assets.connector_states,
-    blocking=True,
-    description="Raw timestamps are not in the future and not before the charger's registration "
-    "(checked on each charge point's earliest and latest meter/status timestamp of the day).",
-)
-def raw_timestamps_plausible(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    return check_raw_timestamps_plausible(database.resolved_url(), partition_day(context))
 
 
 def check_raw_timestamps_plausible(url: str, day: date) -> dg.AssetCheckResult:
@@ -61,17 +50,6 @@ def check_raw_timestamps_plausible(url: str, day: date) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset=assets.sessions,
-    blocking=True,
-    description="Sessions: keys unique, end after start, energy non-negative, not in the future.",
-)
-def sessions_valid(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    return check_sessions_valid(database.resolved_url(), partition_day(context))
-
-
 def check_sessions_valid(url: str, day: date) -> dg.AssetCheckResult:
     df = read_table(
         url,
@@ -91,17 +69,6 @@ def check_sessions_valid(url: str, day: date) -> dg.AssetCheckResult:
             E.ExpectColumnValuesToBeBetween(column="start_ts", max_value=_now_plus()),
         ],
     )
-
-
-@dg.asset_check(
-    asset=assets.sessions,
-    description="Energy registers never decrease within a transaction, except at a reset (the "
-    "register falls below 10% of its last value): resets are flagged in the metadata, not failed.",
-)
-def meter_registers_monotonic(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    return check_meter_registers_monotonic(database.resolved_url(), partition_day(context))
 
 
 def check_meter_registers_monotonic(url: str, day: date) -> dg.AssetCheckResult:
@@ -130,17 +97,6 @@ def check_meter_registers_monotonic(url: str, day: date) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset=assets.utilisation,
-    blocking=True,
-    description="Each connector-hour's minutes add up to the hour; ratios within 0..1.",
-)
-def utilisation_minutes_sum_to_hour(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    return check_utilisation_minutes_sum_to_hour(database.resolved_url(), partition_day(context))
-
-
 def check_utilisation_minutes_sum_to_hour(url: str, day: date) -> dg.AssetCheckResult:
     minutes = [c for c in frames.UTILISATION if c.startswith("minutes_")]
     df = read_table(
@@ -159,18 +115,6 @@ def check_utilisation_minutes_sum_to_hour(url: str, day: date) -> dg.AssetCheckR
             E.ExpectColumnValuesToBeBetween(column="occupancy_ratio", min_value=0, max_value=1),
         ],
     )
-
-
-@dg.asset_check(
-    asset=assets.uptime,
-    blocking=True,
-    description="Uptime and UK reliability percentages within 0..100; excluded minutes never "
-    "exceed outage minutes.",
-)
-def uptime_within_bounds(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    return check_uptime_within_bounds(database.resolved_url(), partition_day(context))
 
 
 def check_uptime_within_bounds(url: str, day: date) -> dg.AssetCheckResult:
@@ -192,13 +136,6 @@ def check_uptime_within_bounds(url: str, day: date) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=assets.energy, blocking=True, description="Energy is never negative.")
-def energy_non_negative(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    return check_energy_non_negative(database.resolved_url(), partition_day(context))
-
-
 def check_energy_non_negative(url: str, day: date) -> dg.AssetCheckResult:
     df = read_table(
         url,
@@ -210,11 +147,56 @@ def check_energy_non_negative(url: str, day: date) -> dg.AssetCheckResult:
     )
 
 
+def _asset_check(
+    run: Callable[[str, date], dg.AssetCheckResult], **spec
+) -> dg.AssetChecksDefinition:
+    """A Dagster asset check around a plain check function of (database URL, day)."""
+
+    @dg.asset_check(name=run.__name__.removeprefix("check_"), **spec)
+    def _check(
+        context: dg.AssetCheckExecutionContext, database: DatabaseResource
+    ) -> dg.AssetCheckResult:
+        return run(database.resolved_url(), partition_day(context))
+
+    return _check
+
+
 CHECKS = [
-    raw_timestamps_plausible,
-    sessions_valid,
-    meter_registers_monotonic,
-    utilisation_minutes_sum_to_hour,
-    uptime_within_bounds,
-    energy_non_negative,
+    _asset_check(
+        check_raw_timestamps_plausible,
+        asset=assets.connector_states,
+        blocking=True,
+        description="Raw timestamps are not in the future and not before the charger's registration "
+        "(checked on each charge point's earliest and latest meter/status timestamp of the day).",
+    ),
+    _asset_check(
+        check_sessions_valid,
+        asset=assets.sessions,
+        blocking=True,
+        description="Sessions: keys unique, end after start, energy non-negative, not in the future.",
+    ),
+    _asset_check(
+        check_meter_registers_monotonic,
+        asset=assets.sessions,
+        description="Energy registers never decrease within a transaction, except at a reset (the "
+        "register falls below 10% of its last value): resets are flagged in the metadata, not failed.",
+    ),
+    _asset_check(
+        check_utilisation_minutes_sum_to_hour,
+        asset=assets.utilisation,
+        blocking=True,
+        description="Each connector-hour's minutes add up to the hour; ratios within 0..1.",
+    ),
+    _asset_check(
+        check_uptime_within_bounds,
+        asset=assets.uptime,
+        blocking=True,
+        description="Uptime within 0..100; excluded minutes never exceed outage minutes.",
+    ),
+    _asset_check(
+        check_energy_non_negative,
+        asset=assets.energy,
+        blocking=True,
+        description="Energy is never negative.",
+    ),
 ]

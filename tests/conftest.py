@@ -19,10 +19,9 @@ import psycopg
 import pytest
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v201 import ChargePoint as Cp201
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from websockets.asyncio.client import connect as ws_connect
 
-from chargeops.db import resolve_database_url, upgrade
+from chargeops.db import create_database, drop_database, resolve_database_url, upgrade
 from chargeops.settings import Settings
 from ingest.server import Collector
 
@@ -44,15 +43,10 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     name = f"chargeops_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    url = make_conninfo(**params)
+    url = create_database(server_url, name)
     upgrade(url)
     yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(server_url, name)
 
 
 @pytest.fixture

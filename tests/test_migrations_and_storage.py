@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from chargeops.db import migrations, storage_mode, upgrade
+from chargeops.db import create_database, drop_database, migrations, storage_mode, upgrade
 from chargeops.settings import ConfigError
 from ingest.normalise import MeterRow
 from ingest.store import Writer, meter_ops
@@ -19,13 +18,8 @@ from ingest.store import Writer, meter_ops
 def fresh_db(server_url):
     """An empty database of its own, dropped afterwards."""
     name = f"chargeops_mig_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    yield make_conninfo(**params)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield create_database(server_url, name)
+    drop_database(server_url, name)
 
 
 def _has_timescaledb(url: str) -> bool:

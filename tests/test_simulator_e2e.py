@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from chargeops.db import create_database, drop_database
 from chargeops.settings import Settings
 from ingest.clock import SimClock
 from ingest.registry import register_fleet
@@ -106,11 +106,9 @@ async def test_seeded_fleet_lands_consistently(db, database_url, tmp_path, fleet
 def test_demo_command_smoke(server_url, tmp_path):
     """`chargeops demo` end to end on a fresh database: exit 0 and a summary."""
     name = f"chargeops_demo_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    env = dict(os.environ, DATABASE_URL=make_conninfo(**params), CHARGEOPS_DATA_DIR=str(tmp_path))
+    env = dict(
+        os.environ, DATABASE_URL=create_database(server_url, name), CHARGEOPS_DATA_DIR=str(tmp_path)
+    )
     try:
         res = subprocess.run(
             [sys.executable, "-m", "chargeops.cli", "demo", "--days", "1", "--charge-points", "4", "--strict"],
@@ -126,5 +124,4 @@ def test_demo_command_smoke(server_url, tmp_path):
                 == 2
             )
     finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(server_url, name)
