@@ -1,6 +1,7 @@
 """The core analytics assets: thin wrappers that read a day of raw rows, call the pure logic in
 `pipelines.analytics`, replace the day in schema `analytics` and report what they wrote."""
 
+import functools
 from datetime import date, timedelta
 
 import dagster as dg
@@ -19,6 +20,12 @@ from pipelines.resources import DatabaseResource
 from pipelines.store import replace_partition, with_day
 
 GROUP = "analytics"
+
+
+# every analytics asset: one UTC day per partition, computed with polars, stored in PostgreSQL
+daily_asset = functools.partial(
+    dg.asset, partitions_def=daily, group_name=GROUP, kinds={"polars", "postgres"}
+)
 
 
 def _preview(df: pl.DataFrame, n: int = 5) -> dg.MetadataValue:
@@ -47,10 +54,7 @@ def _drop_day(schema: dict) -> dict:
     return {k: v for k, v in schema.items() if k != "day"}
 
 
-@dg.asset(
-    partitions_def=daily,
-    group_name=GROUP,
-    kinds={"polars", "postgres"},
+@daily_asset(
     description="Per connector, the intervals of the day in each state (available, charging, "
     "suspended, occupied, faulted, unavailable, offline), from statuses and connection events.",
 )
@@ -75,10 +79,7 @@ def connector_states(context: dg.AssetExecutionContext, database: DatabaseResour
     )
 
 
-@dg.asset(
-    partitions_def=daily,
-    group_name=GROUP,
-    kinds={"polars", "postgres"},
+@daily_asset(
     description="One row per charging session that started in the day, reconstructed from "
     "transactions and meter values of both OCPP versions; missing stops and meter resets flagged.",
 )
@@ -104,10 +105,7 @@ def sessions(context: dg.AssetExecutionContext, database: DatabaseResource):
     )
 
 
-@dg.asset(
-    partitions_def=daily,
-    group_name=GROUP,
-    kinds={"polars", "postgres"},
+@daily_asset(
     deps=[connector_states],
     description="Per connector and hour: minutes available, charging, suspended, occupied, "
     "faulted, unavailable and offline, and utilisation ratios.",
@@ -139,10 +137,7 @@ def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
     )
 
 
-@dg.asset(
-    partitions_def=daily,
-    group_name=GROUP,
-    kinds={"polars", "postgres"},
+@daily_asset(
     deps=[connector_states],
     description="Uptime per port under 23 CFR 680.116(b) with excluded outage minutes, the outage "
     "list, and the UK Public Charge Point Regulations 2023 reliability of rapid charge points.",
@@ -177,10 +172,7 @@ def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
     )
 
 
-@dg.asset(
-    partitions_def=daily,
-    group_name=GROUP,
-    kinds={"polars", "postgres"},
+@daily_asset(
     deps=[sessions],
     description="kWh per connector, site and day; 15-minute load curves per site; peak demand.",
 )
@@ -218,10 +210,7 @@ def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
     )
 
 
-@dg.asset(
-    partitions_def=daily,
-    group_name=GROUP,
-    kinds={"polars", "postgres"},
+@daily_asset(
     deps=[utilisation, energy, sessions],
     description="Hour-of-day by weekday occupancy, energy and session starts per site (local "
     "time); the view analytics.peak_usage_profile aggregates any number of days.",
