@@ -230,9 +230,10 @@ def test_rerun_replaces_the_partition(scenario, database_url):
 
 
 BAD_ROWS = {
-    "raw_timestamps_plausible": """INSERT INTO status_event (ts, charge_point_id, evse_id,
+    "raw_timestamps_not_in_future": """INSERT INTO status_event (ts, charge_point_id, evse_id,
         connector_id, status, ocpp_version, received_at) VALUES (now() + interval '2 days', 'CP-B',
         1, 1, 'Available', '2.0.1', '2025-06-10 12:00+00')""",
+    "raw_timestamps_after_registration": "UPDATE charge_point SET registered_at = '2025-06-10 12:00+00' WHERE charge_point_id = 'CP-A'",
     "sessions_valid": "UPDATE analytics.sessions SET energy_wh = -5 WHERE transaction_id = 'T2'",
     "meter_registers_monotonic": """INSERT INTO meter_value (ts, charge_point_id, evse_id, connector_id,
         transaction_id, measurand, location, context, value, unit, raw_value, received_at) VALUES
@@ -256,11 +257,11 @@ def test_each_check_fails_on_a_crafted_bad_row(scenario, database_url, check):
 
 def test_blocking_check_stops_downstream(scenario, database_url):
     """A raw row from the future fails the blocking raw check: the assets after it do not run."""
-    scenario.execute(BAD_ROWS["raw_timestamps_plausible"])
+    scenario.execute(BAD_ROWS["raw_timestamps_not_in_future"])
     result = _run(database_url, D)
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
-    assert failed == {"raw_timestamps_plausible"}
+    assert failed == {"raw_timestamps_not_in_future"}
     materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "utilisation" not in materialised and "uptime" not in materialised
 
