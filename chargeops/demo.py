@@ -128,6 +128,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
             "CALLERRORs / unanswered": summary.errors,
             "analytics partitions materialised": len(days),
             "sessions reconstructed": q("SELECT count(*) FROM analytics.sessions"),
+            "sessions priced (expected revenue)": q("SELECT count(*) FROM analytics.expected_revenue"),
             "mean port uptime (%)": round(q("SELECT coalesce(avg(uptime_pct), 0) FROM analytics.uptime_daily"), 2),
             "failed data-quality checks": check_failures,
         }  # fmt: skip

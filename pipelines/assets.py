@@ -10,6 +10,7 @@ import polars as pl
 from pipelines.analytics import energy as energy_logic
 from pipelines.analytics import frames
 from pipelines.analytics import peak as peak_logic
+from pipelines.analytics import revenue as revenue_logic
 from pipelines.analytics import sessions as sessions_logic
 from pipelines.analytics import states as states_logic
 from pipelines.analytics import uptime as uptime_logic
@@ -233,4 +234,32 @@ def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
     )
 
 
-ASSETS = [connector_states, sessions, utilisation, uptime, energy, peak_usage]
+@daily_asset(
+    deps=[sessions],
+    description="What each session that started in the day owes under the tariff in force at its "
+    "start, in the currency's minor units, with the breakdown (energy, time, idle, fee, tax).",
+)
+def expected_revenue(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
+    # numeric prices come through ADBC as an extension type: read them as double precision
+    cols = ", ".join(
+        f"{c}::double precision AS {c}" if t == pl.Float64 else c
+        for c, t in revenue_logic.TARIFFS.items()
+    )
+    tariffs = read_table(url, f"SELECT {cols} FROM tariff", revenue_logic.TARIFFS)
+    owed = revenue_logic.expected_revenue(day_sessions, tariffs)
+    written = replace_partition(url, day, {"expected_revenue": with_day(owed, day)})
+    totals = owed.group_by("currency").agg(pl.col("gross_amount").sum()).sort("currency")
+    return dg.MaterializeResult(
+        metadata={
+            "sessions_priced": written["expected_revenue"],
+            "sessions_without_tariff_or_open": day_sessions.height - owed.height,
+            "gross_minor_units_by_currency": dg.MetadataValue.json(dict(totals.iter_rows())),
+            "preview": _preview(owed.select("session_id", "tariff_id", "currency", "gross_amount")),
+        }
+    )
+
+
+ASSETS = [connector_states, sessions, utilisation, uptime, energy, peak_usage, expected_revenue]

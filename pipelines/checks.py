@@ -159,6 +159,29 @@ def check_energy_non_negative(url: str, day: date) -> dg.AssetCheckResult:
     )
 
 
+def check_expected_revenue_adds_up(url: str, day: date) -> dg.AssetCheckResult:
+    df = read_table(
+        url,
+        f"""SELECT session_id, gross_amount, net_amount + tax_amount AS net_plus_tax,
+                   energy_amount + time_amount + idle_amount + session_fee_amount AS components,
+                   CASE WHEN t.prices_include_tax THEN gross_amount ELSE net_amount END AS subtotal
+            FROM analytics.expected_revenue e JOIN tariff t USING (tariff_id)
+            WHERE e.day = '{day}'""",
+        {"session_id": pl.String, "gross_amount": pl.Int64, "net_plus_tax": pl.Int64,
+         "components": pl.Int64, "subtotal": pl.Int64},
+    )  # fmt: skip
+    return validate(
+        "expected_revenue",
+        df,
+        [
+            E.ExpectColumnValuesToBeUnique(column="session_id"),
+            E.ExpectColumnValuesToBeBetween(column="gross_amount", min_value=0),
+            E.ExpectColumnPairValuesToBeEqual(column_A="gross_amount", column_B="net_plus_tax"),
+            E.ExpectColumnPairValuesToBeEqual(column_A="components", column_B="subtotal"),
+        ],
+    )
+
+
 def _asset_check(
     run: Callable[[str, date], dg.AssetCheckResult], **spec
 ) -> dg.AssetChecksDefinition:
@@ -210,6 +233,13 @@ CHECKS = [
         asset=assets.uptime,
         blocking=True,
         description="Uptime within 0..100; excluded minutes never exceed outage minutes.",
+    ),
+    _asset_check(
+        check_expected_revenue_adds_up,
+        asset=assets.expected_revenue,
+        blocking=True,
+        description="Each session priced once; gross = net + tax and the components add up to the "
+        "subtotal; no negative amounts.",
     ),
     _asset_check(
         check_energy_non_negative,

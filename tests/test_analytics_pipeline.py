@@ -31,6 +31,12 @@ def _scenario(db) -> None:
            VALUES ('CP-A', 'S1', 50000, 'DC', '2025-01-01'), ('CP-B', 'S2', 7400, 'AC', '2025-01-01')"""
     )
     db.execute("INSERT INTO evse VALUES ('CP-A', 1), ('CP-A', 2), ('CP-B', 1)")
+    db.execute(  # 0.50 GBP/kWh including 20 % VAT, from 2025-06-10; 0.40 before
+        """INSERT INTO tariff (tariff_id, site_id, currency, energy_price_per_kwh, tax_rate,
+               prices_include_tax, valid_from, valid_to) VALUES
+           ('S1-old', 'S1', 'GBP', 0.40, 0.20, true, '2025-01-01+00', '2025-06-10+00'),
+           ('S1-new', 'S1', 'GBP', 0.50, 0.20, true, '2025-06-10+00', NULL)"""
+    )
     db.execute(
         "INSERT INTO connector (charge_point_id, evse_id, connector_id) VALUES ('CP-A', 1, 1), ('CP-A', 2, 1), ('CP-B', 1, 1)"
     )
@@ -120,7 +126,10 @@ def scenario(db, database_url):
 
 def test_definitions_have_the_whole_graph():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"connector_states", "sessions", "utilisation", "uptime", "energy", "peak_usage"}
+    assert keys == {
+        "connector_states", "sessions", "utilisation", "uptime", "energy", "peak_usage",
+        "expected_revenue",
+    }  # fmt: skip
     assert defs.resolve_job_def("analytics_daily") is not None
     assert {s.name for s in defs.schedules} == {"previous_day"}
     assert {s.name for s in defs.sensors} == {"late_data"}
@@ -241,6 +250,7 @@ BAD_ROWS = {
         'Sample.Periodic', 12900, 'Wh', '12900', '2025-06-10 09:30+00')""",
     "utilisation_minutes_sum_to_hour": "UPDATE analytics.utilisation_hourly SET minutes_available = minutes_available + 5 WHERE hour_ts = '2025-06-10 03:00+00'",
     "uptime_within_bounds": "UPDATE analytics.uptime_daily SET uptime_pct = 120 WHERE charge_point_id = 'CP-B'",
+    "expected_revenue_adds_up": "UPDATE analytics.expected_revenue SET tax_amount = tax_amount + 1 WHERE session_id = 'CP-A:T2'",
     "energy_non_negative": "UPDATE analytics.energy_connector_day SET energy_kwh = -1 WHERE charge_point_id = 'CP-B'",
 }
 
