@@ -33,4 +33,6 @@ clean:
 	rm -rf $(VENV) .data
 
 ui: $(STAMP)
+	mkdir -p .data/dagster
+	test -f .data/dagster/dagster.yaml || cp dagster.yaml .data/dagster/
 	DAGSTER_HOME=$(CURDIR)/.data/dagster $(BIN)/dagster dev
