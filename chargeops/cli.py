@@ -149,6 +149,69 @@ def cmd_chargers_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tariffs_list(args: argparse.Namespace) -> int:
+    from chargeops.db import connect, resolve_database_url
+
+    with connect(resolve_database_url(_settings(args))) as conn:
+        rows = conn.execute(
+            """SELECT tariff_id, coalesce(site_id, ''), coalesce(charge_point_id, ''), currency,
+                      energy_price_per_kwh, time_price_per_min, idle_fee_per_min, idle_grace_min,
+                      session_fee, tax_rate, prices_include_tax, valid_from, valid_to
+               FROM tariff WHERE %(site)s::text IS NULL OR site_id = %(site)s
+               ORDER BY site_id, charge_point_id, valid_from""",
+            {"site": args.site},
+        ).fetchall()
+    print(
+        f"{'tariff':22} {'site':14} {'charge point':14} {'cur':3} {'kWh':>7} {'min':>6} "
+        f"{'idle/min':>8} {'grace':>5} {'fee':>6} {'tax':>5} {'incl':4} valid"
+    )
+    for t, site, cp, cur, kwh, tmin, idle, grace, fee, tax, incl, vfrom, vto in rows:
+        valid = f"{vfrom:%Y-%m-%d} .. {vto:%Y-%m-%d}" if vto else f"{vfrom:%Y-%m-%d} .."
+        print(
+            f"{t:22} {site:14} {cp:14} {cur:3} {kwh:7.3f} {tmin:6.3f} {idle:8.3f} {grace:5d} "
+            f"{fee:6.2f} {tax:5.3f} {'yes' if incl else 'no':4} {valid}"
+        )
+    return 0
+
+
+def cmd_tariffs_set(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from chargeops.db import connect, resolve_database_url
+    from ingest.registry import set_tariff
+
+    try:
+        valid_from = (
+            datetime.fromisoformat(args.valid_from) if args.valid_from else datetime.now(UTC)
+        )
+    except ValueError:
+        raise ConfigError(f"--valid-from {args.valid_from!r} is not an ISO date or time") from None
+    if valid_from.tzinfo is None:
+        valid_from = valid_from.replace(tzinfo=UTC)
+    tariff = {
+        "tariff_id": args.tariff_id, "site_id": args.site, "charge_point_id": args.charge_point,
+        "currency": args.currency, "energy_price_per_kwh": args.energy_price,
+        "time_price_per_min": args.time_price, "idle_fee_per_min": args.idle_fee,
+        "idle_grace_min": args.idle_grace, "session_fee": args.session_fee,
+        "tax_rate": args.tax_rate, "prices_include_tax": args.prices_include_tax,
+        "valid_from": valid_from,
+    }  # fmt: skip
+    with connect(resolve_database_url(_settings(args))) as conn:
+        try:
+            superseded = set_tariff(conn, tariff)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        except psycopg.errors.ForeignKeyViolation:
+            raise ConfigError(f"unknown site {args.site!r}") from None
+    print(
+        f"tariff {args.tariff_id} in force from {valid_from:%Y-%m-%d %H:%M %Z}"
+        + (f"; {superseded} ends then" if superseded else "")
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from chargeops.demo import DemoOptions, run_demo
 
@@ -241,6 +304,35 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--site", help="site id")
     add.set_defaults(func=cmd_chargers_add)
     chargers.add_parser("list", help="list charge points").set_defaults(func=cmd_chargers_list)
+
+    tariffs = sub.add_parser("tariffs", help="effective-dated tariffs").add_subparsers(
+        dest="tariffs_command", required=True
+    )
+    tlist = tariffs.add_parser("list", help="list tariffs")
+    tlist.add_argument("--site", help="only this site's")
+    tlist.set_defaults(func=cmd_tariffs_list)
+    tset = tariffs.add_parser("set", help="add a tariff; the one it supersedes ends when it starts")
+    tset.add_argument("tariff_id")
+    scope = tset.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--site", help="for every charge point of a site")
+    scope.add_argument("--charge-point", help="for one charge point (wins over its site's)")
+    tset.add_argument("--currency", required=True, help="ISO 4217, e.g. USD, GBP, EUR, JPY")
+    tset.add_argument("--energy-price", type=float, default=0.0, help="per kWh")
+    tset.add_argument("--time-price", type=float, default=0.0, help="per minute plugged in")
+    tset.add_argument("--idle-fee", type=float, default=0.0, help="per idle minute after the grace")
+    tset.add_argument("--idle-grace", type=int, default=0, help="free idle minutes")
+    tset.add_argument("--session-fee", type=float, default=0.0, help="flat, per session")
+    tset.add_argument("--tax-rate", type=float, default=0.0, help="a fraction: 0.2 for 20 %%")
+    tset.add_argument(
+        "--prices-include-tax",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="prices are gross (default) or net of tax",
+    )
+    tset.add_argument(
+        "--valid-from", help="ISO date or time, UTC unless an offset is given (default now)"
+    )
+    tset.set_defaults(func=cmd_tariffs_set)
 
     demo = sub.add_parser(
         "demo", help="the main job: database, collector, simulated fleet, summary"

@@ -108,3 +108,57 @@ def register_fleet(conn: psycopg.Connection, fleet) -> None:
                  cp.serial_number, cp.firmware_version, cp.ocpp_version, cp.current_type,
                  cp.max_power_w, fleet.start),
             )  # fmt: skip
+
+
+TARIFF_COLUMNS = (
+    "tariff_id", "site_id", "charge_point_id", "currency", "energy_price_per_kwh",
+    "time_price_per_min", "idle_fee_per_min", "idle_grace_min", "session_fee", "tax_rate",
+    "prices_include_tax", "valid_from", "valid_to",
+)  # fmt: skip
+
+
+def set_tariff(conn: psycopg.Connection, tariff: dict) -> str | None:
+    """Add an effective-dated tariff for a site or a charge point; the tariff it supersedes (same
+    scope, still open, starting earlier) ends where the new one starts. Returns that tariff's id.
+    Raises ValueError for bad input; nothing is written then."""
+    site, cp = tariff.get("site_id"), tariff.get("charge_point_id")
+    if (site is None) == (cp is None):
+        raise ValueError("a tariff applies to exactly one of --site or --charge-point")
+    currency = str(tariff.get("currency") or "")
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValueError(f"currency {currency!r} is not an ISO 4217 code")
+    tariff["currency"] = currency.upper()
+    for key in ("energy_price_per_kwh", "time_price_per_min", "idle_fee_per_min", "session_fee"):
+        if tariff.get(key, 0) < 0:
+            raise ValueError(f"{key} must not be negative")
+    if not 0 <= tariff.get("tax_rate", 0) < 1:
+        raise ValueError("tax rate is a fraction, e.g. 0.2 for 20 %")
+    with conn.transaction():
+        if (
+            cp is not None
+            and not conn.execute(
+                "SELECT 1 FROM charge_point WHERE charge_point_id = %s", (cp,)
+            ).fetchone()
+        ):
+            raise ValueError(f"unknown charge point {cp!r}")
+        if conn.execute(
+            "SELECT 1 FROM tariff WHERE tariff_id = %s", (tariff["tariff_id"],)
+        ).fetchone():
+            raise ValueError(
+                f"tariff {tariff['tariff_id']!r} exists; tariffs are history: use a new id"
+            )
+        scope = "site_id = %s AND charge_point_id IS NULL" if cp is None else "charge_point_id = %s"
+        row = conn.execute(
+            f"""UPDATE tariff SET valid_to = %s
+                WHERE {scope} AND valid_to IS NULL AND valid_from < %s
+                RETURNING tariff_id""",
+            (tariff["valid_from"], cp or site, tariff["valid_from"]),
+        ).fetchone()
+        values = {c: tariff.get(c) for c in TARIFF_COLUMNS}
+        values["valid_to"] = None
+        conn.execute(
+            f"INSERT INTO tariff ({', '.join(TARIFF_COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(TARIFF_COLUMNS))})",
+            tuple(values.values()),
+        )
+    return row[0] if row else None

@@ -108,3 +108,44 @@ def test_chargers_add_and_list(tmp_path, database_url, db):
     assert res.returncode == 2 and "invalid charge point id" in res.stderr
     res = _run(["chargers", "list"], env, tmp_path)
     assert "CP-CLI" in res.stdout and "yes" in res.stdout
+
+
+def test_tariffs_set_supersedes_and_list(tmp_path, database_url, db):
+    env = {"DATABASE_URL": database_url}
+    db.execute("INSERT INTO site (site_id, name) VALUES ('S1', 'one')")
+    base = ["tariffs", "set", "--site", "S1", "--currency", "gbp", "--tax-rate", "0.2"]
+    res = _run(
+        [*base[:2], "T-2025", *base[2:], "--energy-price", "0.40", "--valid-from", "2025-01-01"],
+        env,
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    res = _run(
+        [*base[:2], "T-2026", *base[2:], "--energy-price", "0.50", "--valid-from", "2026-01-01"],
+        env,
+        tmp_path,
+    )
+    assert res.returncode == 0 and "T-2025 ends then" in res.stdout
+    rows = db.execute(
+        "SELECT tariff_id, currency, valid_from, valid_to FROM tariff ORDER BY valid_from"
+    ).fetchall()
+    assert [(r[0], r[1], r[2].year, r[3].year if r[3] else None) for r in rows] == [
+        ("T-2025", "GBP", 2025, 2026), ("T-2026", "GBP", 2026, None),
+    ]  # fmt: skip
+    listing = _run(["tariffs", "list", "--site", "S1"], env, tmp_path)
+    assert "T-2025" in listing.stdout and "2025-01-01 .. 2026-01-01" in listing.stdout
+    for bad, message in [
+        (["T-2026"], "exists"),  # tariffs are history
+        (["T-X", "--energy-price", "-1"], "must not be negative"),
+        (["T-Y", "--tax-rate", "20"], "fraction"),
+    ]:
+        args = [*base[:2], bad[0], *base[2:6], *bad[1:]]
+        res = _run(args, env, tmp_path)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+    res = _run(["tariffs", "set", "T-Z", "--site", "NOPE", "--currency", "USD"], env, tmp_path)
+    assert res.returncode == 2 and "unknown site 'NOPE'" in res.stderr
+    res = _run(
+        ["tariffs", "set", "T-Z", "--charge-point", "CP-NONE", "--currency", "USD"], env, tmp_path
+    )
+    assert res.returncode == 2 and "unknown charge point 'CP-NONE'" in res.stderr
+    assert db.execute("SELECT count(*) FROM tariff").fetchone() == (2,)
