@@ -26,6 +26,14 @@ _MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x43_48_41_52  # "CHAR"
 
 
+# The tables the collector writes (and operators fill), for resets in the demo and the tests.
+RAW_TABLES = (
+    "meter_value", "status_event", "transaction_event", "connection_event", "ocpp_message",
+    "transaction", "connector", "evse", "charge_point", "tariff", "site", "outage_exclusion",
+    "spool_replay",
+)  # fmt: skip
+
+
 def resolve_database_url(settings: Settings) -> str:
     """DATABASE_URL when set, otherwise the embedded server in the data folder."""
     if settings.database_url:

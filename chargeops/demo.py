@@ -18,11 +18,6 @@ from rich.table import Table
 
 from chargeops.settings import Settings
 
-RAW_TABLES = (
-    "meter_value", "status_event", "transaction_event", "connection_event", "ocpp_message",
-    "transaction", "connector", "evse", "charge_point", "tariff", "site", "spool_replay",
-)  # fmt: skip
-
 
 @dataclass
 class DemoOptions:
@@ -34,7 +29,7 @@ class DemoOptions:
 
 
 def run_demo(settings: Settings, options: DemoOptions, console: Console | None = None) -> dict:
-    from chargeops.db import connect, describe, resolve_database_url, upgrade
+    from chargeops.db import RAW_TABLES, connect, describe, resolve_database_url, upgrade
     from ingest.clock import SimClock
     from ingest.registry import register_fleet
     from ingest.server import Collector

@@ -31,19 +31,14 @@ def check_id(charge_point_id: str) -> str:
 
 
 def register_params(
-    charge_point_id: str,
-    password: str | None,
-    *,
-    site_id: str | None = None,
-    auto: bool = False,
-    set_password: bool = True,
+    charge_point_id: str, password: str | None, *, site_id: str | None = None
 ) -> dict:
     return {
         "id": check_id(charge_point_id),
         "site_id": site_id,
         "password_hash": hash_password(password) if password else None,
-        "auto": auto,
-        "set_password": set_password,
+        "auto": False,
+        "set_password": True,
     }
 
 

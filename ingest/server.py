@@ -19,7 +19,7 @@ from websockets.http11 import Request, Response
 
 from chargeops.settings import Settings
 from ingest import registry
-from ingest.auth import VerifiedCache, parse_basic
+from ingest.auth import VerifiedCache, hash_password, parse_basic
 from ingest.clock import Clock, SystemClock
 from ingest.handlers import ChargePoint16, ChargePoint201, CollectorContext
 from ingest.store import Op, Writer, is_connection_error
@@ -144,11 +144,9 @@ class Collector:
             if not self.settings.auto_register:
                 return self._unauthorized(connection, cp_id, "unknown charge point")
             # trust on first use: a password shown now is required from then on
-            params = await asyncio.to_thread(
-                registry.register_params, cp_id, password, auto=True, set_password=False
-            )
-            await self.writer.write([Op("register", (params["id"], params["password_hash"], True))])
-            self._credentials[cp_id] = params["password_hash"]
+            hashed = await asyncio.to_thread(hash_password, password) if password else None
+            await self.writer.write([Op("register", (cp_id, hashed, True))])
+            self._credentials[cp_id] = hashed
             log.info("auto-registered charge point %s", cp_id)
             return None
         if stored is None:

@@ -21,14 +21,9 @@ from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v201 import ChargePoint as Cp201
 from websockets.asyncio.client import connect as ws_connect
 
-from chargeops.db import create_database, drop_database, resolve_database_url, upgrade
+from chargeops.db import RAW_TABLES, create_database, drop_database, resolve_database_url, upgrade
 from chargeops.settings import Settings
 from ingest.server import Collector
-
-RAW_TABLES = (
-    "meter_value", "status_event", "transaction_event", "connection_event", "ocpp_message",
-    "transaction", "connector", "evse", "charge_point", "tariff", "site", "outage_exclusion",
-)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
