@@ -261,6 +261,36 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from ingest.importers import cli
+
+    return cli(args, _settings(args))
+
+
+def cmd_report_evchart(args: argparse.Namespace) -> int:
+    from reports.evchart import cli
+
+    return cli(args, _settings(args))
+
+
+def cmd_report_uk_reliability(args: argparse.Namespace) -> int:
+    from reports.uk_reliability import cli
+
+    return cli(args, _settings(args))
+
+
+def cmd_report_compliance(args: argparse.Namespace) -> int:
+    from reports.compliance import cli
+
+    return cli(args, _settings(args))
+
+
+def cmd_maintenance_top(args: argparse.Namespace) -> int:
+    from pipelines.maintenance import cli_top
+
+    return cli_top(args, _settings(args))
+
+
 def _fleet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--charge-points", type=int, default=20, help="fleet size (default 20)")
     p.add_argument("--days", type=float, default=14, help="simulated days (default 14)")
@@ -363,6 +393,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the sites and charge points to the database",
     )
     sim.set_defaults(func=cmd_simulate)
+
+    imp = sub.add_parser("import", help="import charging history exported by another system")
+    imp.add_argument("format", choices=["chargepoint", "acn", "ocpi"], help="the file's layout")
+    imp.add_argument("file", help="the export file")
+    imp.add_argument("--site", help="site id for the imported charge points (default: from file)")
+    imp.add_argument("--dry-run", action="store_true", help="parse and report, write nothing")
+    imp.add_argument("--strict", action="store_true", help="import nothing if any row is malformed")
+    imp.set_defaults(func=cmd_import)
+
+    report = sub.add_parser("report", help="regulatory report files").add_subparsers(
+        dest="report_command", required=True
+    )
+    evchart = report.add_parser("evchart", help="EV-ChART (NEVI) module CSVs for a quarter")
+    evchart.add_argument("--quarter", required=True, help="calendar quarter, e.g. 2026Q3")
+    evchart.add_argument("--out", help="reports directory (default CHARGEOPS_REPORTS_DIR)")
+    evchart.set_defaults(func=cmd_report_evchart)
+    ukr = report.add_parser(
+        "uk-reliability", help="UK Public Charge Point Regulations 2023 reliability for a year"
+    )
+    ukr.add_argument("--year", required=True, type=int, help="calendar year, e.g. 2026")
+    ukr.add_argument("--out", help="reports directory (default CHARGEOPS_REPORTS_DIR)")
+    ukr.set_defaults(func=cmd_report_uk_reliability)
+    comp = report.add_parser("compliance", help="the compliance report (HTML and PDF)")
+    comp.add_argument(
+        "--period", required=True, help="2026Q3, 2026, 2026-07 or START..END (ISO dates)"
+    )
+    comp.add_argument("--out", help="reports directory (default CHARGEOPS_REPORTS_DIR)")
+    comp.set_defaults(func=cmd_report_compliance)
+
+    maint = sub.add_parser("maintenance", help="predictive maintenance").add_subparsers(
+        dest="maintenance_command", required=True
+    )
+    top = maint.add_parser("top", help="the connectors most at risk of an outage")
+    top.add_argument("--n", type=int, default=20, help="how many (default 20)")
+    top.add_argument("--day", help="score day (default: the latest scored)")
+    top.set_defaults(func=cmd_maintenance_top)
     return parser
 
 

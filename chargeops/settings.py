@@ -14,6 +14,7 @@
 | CHARGEOPS_QUEUE_SIZE | `5000` | writer requests queued before chargers feel back-pressure |
 | CHARGEOPS_TIMESCALEDB | `auto` | `auto` uses TimescaleDB when the extension can be created; `on` requires it; `off` never |
 | CHARGEOPS_LOG_LEVEL | `INFO` | Python logging level |
+| CHARGEOPS_REPORTS_DIR | `$CHARGEOPS_DATA_DIR/reports` | report files, one folder per period |
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class Settings:
     queue_size: int = 5000
     timescaledb: str = "auto"
     log_level: str = "INFO"
+    reports_dir: Path | None = None  # None: data_dir / "reports"
+
+    @property
+    def reports_path(self) -> Path:
+        return self.reports_dir or self.data_dir / "reports"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +109,8 @@ class Settings:
             )
         if "CHARGEOPS_TIMESCALEDB" in env:
             kw["timescaledb"] = env["CHARGEOPS_TIMESCALEDB"].strip().lower()
+        if env.get("CHARGEOPS_REPORTS_DIR"):
+            kw["reports_dir"] = Path(env["CHARGEOPS_REPORTS_DIR"])
         if "CHARGEOPS_LOG_LEVEL" in env:
             kw["log_level"] = env["CHARGEOPS_LOG_LEVEL"].strip().upper()
         return cls(**kw).validated()
