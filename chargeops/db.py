@@ -30,7 +30,8 @@ _LOCK_KEY = 0x43_48_41_52  # "CHAR"
 RAW_TABLES = (
     "meter_value", "status_event", "transaction_event", "connection_event", "ocpp_message",
     "transaction", "connector", "evse", "charge_point", "tariff", "site", "outage_exclusion",
-    "spool_replay",
+    "spool_replay", "stripe_payment_intent", "stripe_charge", "stripe_refund", "stripe_dispute",
+    "stripe_balance_transaction", "stripe_payout", "stripe_sync_state",
 )  # fmt: skip
 
 

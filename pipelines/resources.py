@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -24,3 +25,12 @@ class DatabaseResource(dg.ConfigurableResource):
     def connection(self) -> Iterator[psycopg.Connection]:
         with connect(self.resolved_url()) as conn:
             yield conn
+
+
+class ReportsResource(dg.ConfigurableResource):
+    """Where report files are written; empty means CHARGEOPS_REPORTS_DIR or `<data dir>/reports`."""
+
+    directory: str = ""
+
+    def path(self) -> Path:
+        return Path(self.directory) if self.directory else Settings.from_env().reports_path
