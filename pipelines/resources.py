@@ -34,3 +34,36 @@ class ReportsResource(dg.ConfigurableResource):
 
     def path(self) -> Path:
         return Path(self.directory) if self.directory else Settings.from_env().reports_path
+
+
+class StripeResource(dg.ConfigurableResource):
+    """Stripe, through its own SDK. Empty fields fall back to the environment: STRIPE_API_KEY,
+    CHARGEOPS_STRIPE_API_BASE (a local Stripe-speaking server; empty: api.stripe.com) and
+    CHARGEOPS_STRIPE_ACCOUNT (a Connect account). The key is never logged."""
+
+    api_key: str = ""
+    api_base: str = ""
+    account: str = ""
+    max_retries: int = 4
+
+    def config(self):
+        """A `pipelines.payments.sync.StripeConfig`; a clear error when no key is set."""
+        import os
+
+        from pipelines.payments.sync import StripeAuthError, StripeConfig
+
+        key = self.api_key or os.environ.get("STRIPE_API_KEY", "")
+        if not key:
+            raise StripeAuthError(
+                "no Stripe API key: set STRIPE_API_KEY (a secret key, sk_live_... or sk_test_...)"
+            )
+        return StripeConfig(
+            api_key=key,
+            api_base=self.api_base or os.environ.get("CHARGEOPS_STRIPE_API_BASE", ""),
+            account=self.account or os.environ.get("CHARGEOPS_STRIPE_ACCOUNT", ""),
+            max_retries=self.max_retries,
+        )
+
+    def client(self):
+        """A `stripe.StripeClient` for the configured key, base URL and account."""
+        return self.config().client()
