@@ -1,0 +1,122 @@
+"""The `emissions` asset: grid emissions of the energy delivered, the tailpipe emissions displaced
+and the net saving per session and per site and day (method in reports/emissions.py), and its
+check."""
+
+from datetime import date
+
+import dagster as dg
+import great_expectations as gx
+import polars as pl
+
+from pipelines.analytics import frames
+from pipelines.assets import _drop_day, _preview, _read_day, daily_asset
+from pipelines.partitions import partition_day
+from pipelines.quality import validate
+from pipelines.raw import read_table
+from pipelines.resources import DatabaseResource
+from pipelines.store import replace_partition
+from reports import emissions as logic
+
+E = gx.expectations
+
+
+def read_sites(url: str) -> pl.DataFrame:
+    return read_table(url, "SELECT site_id, country, grid_region FROM site", logic.SITES)
+
+
+def compute_day(url: str, day: date, factors: logic.Factors | None = None):
+    """(per session, per site) emissions frames of one day, from the analytics tables."""
+    factors = factors or logic.load_factors()
+    sites = read_sites(url)
+    sessions = _read_day(url, "sessions", frames.SESSIONS, day)
+    curve = _read_day(url, "load_curve", frames.LOAD_CURVE, day)
+    site_day = _read_day(url, "energy_site_day", frames.ENERGY_SITE_DAY, day)
+    per_session = logic.session_emissions(sessions, sites, factors, day)
+    per_site = logic.site_day_emissions(curve, site_day, sites, factors, day)
+    return per_session, per_site
+
+
+@daily_asset(
+    deps=["sessions", "energy"],
+    description="Per session and per site and day: grid emissions of the energy delivered (grid "
+    "region's hourly or annual factor), tailpipe CO2 displaced (EV efficiency and a combustion "
+    "baseline) and the net saving, in grams. Factor tables: reports/emissions_factors/.",
+)
+def emissions(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    per_session, per_site = compute_day(url, day)
+    written = replace_partition(
+        url, day, {"emissions_session_day": per_session, "emissions_site_day": per_site}
+    )
+    missing = per_site.filter(pl.col("grid_g").is_null())["grid_region"].unique().to_list()
+    if missing:
+        context.log.warning(f"no grid factor for regions {missing}: their grams are null")
+
+    def kg(col: str) -> float:
+        return round(float(per_site[col].sum() or 0) / 1000, 3)
+
+    return dg.MaterializeResult(
+        metadata={
+            "sessions": written["emissions_session_day"],
+            "sites": written["emissions_site_day"],
+            "energy_kwh": round(float(per_site["energy_kwh"].sum() or 0), 3),
+            "grid_kg": kg("grid_g"),
+            "tailpipe_kg": kg("tailpipe_g"),
+            "kg_saved": kg("net_saving_g"),
+            "regions_without_factor": dg.MetadataValue.json(missing),
+            "per_site": _preview(
+                per_site.select(
+                    "site_id",
+                    "grid_region",
+                    "factor_basis",
+                    "energy_kwh",
+                    "grid_g",
+                    "tailpipe_g",
+                    "net_saving_g",
+                ),  # fmt: skip
+                20,
+            ),
+        }
+    )
+
+
+def check_emissions_add_up(url: str, day: date) -> dg.AssetCheckResult:
+    """Grid and tailpipe grams non-negative; net = tailpipe - grid (to a milligram)."""
+    schema = _drop_day(logic.SITE_DAY)
+    df = pl.concat(
+        [
+            read_table(
+                url,
+                f"SELECT {', '.join(cols)} FROM analytics.{table} WHERE day = '{day}'",
+                {c: schema[c] for c in cols},
+            )
+            for table in ("emissions_site_day", "emissions_session_day")
+            for cols in [("grid_g", "tailpipe_g", "net_saving_g")]
+        ]
+    ).with_columns(diff=(pl.col("net_saving_g") - (pl.col("tailpipe_g") - pl.col("grid_g"))).abs())
+    return validate(
+        "emissions",
+        df,
+        [
+            E.ExpectColumnValuesToBeBetween(column="grid_g", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="tailpipe_g", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="diff", max_value=0.001),
+        ],
+    )
+
+
+@dg.asset_check(
+    asset=emissions,
+    name="emissions_add_up",
+    blocking=True,
+    description="Grid and tailpipe emissions are never negative and net saving = tailpipe - grid.",
+)
+def emissions_add_up(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    return check_emissions_add_up(database.resolved_url(), partition_day(context))
+
+
+ASSETS = [emissions]
+CHECKS = [emissions_add_up]

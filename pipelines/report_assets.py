@@ -1,0 +1,143 @@
+"""Report files as Dagster assets, so they appear in the UI with their partitions: the UK
+reliability report per calendar year and the compliance report (HTML + PDF) per quarter. Both
+write into the reports folder (ReportsResource), one folder per period, with a manifest."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.partitions import quarter_label, quarterly, yearly
+from pipelines.resources import DatabaseResource, ReportsResource
+from reports import compliance, uk_reliability
+
+GROUP = "reports"
+
+
+def _paths(paths: list[Path]) -> dict:
+    return {f"file_{p.suffix.lstrip('.')}_{i}": dg.MetadataValue.path(str(p))
+            for i, p in enumerate(paths)}  # fmt: skip
+
+
+@dg.asset(
+    partitions_def=yearly,
+    group_name=GROUP,
+    kinds={"csv", "json"},
+    deps=["uptime"],
+    description="The UK Public Charge Point Regulations 2023 (reg. 6) reliability of each rapid "
+    "charge point at UK sites for the calendar year, in its accessible hours, and the network "
+    "average against 99%: uk_reliability_<year>.csv + summary JSON + manifest.",
+)
+def uk_reliability_report(
+    context: dg.AssetExecutionContext, database: DatabaseResource, reports: ReportsResource
+):
+    year = int(context.partition_key[:4])
+    paths, report = uk_reliability.run(database.resolved_url(), reports.path(), year)
+    net = report.network
+    avg = net["network_average_pct"]
+    return dg.MaterializeResult(
+        metadata={
+            "folder": dg.MetadataValue.path(str(paths[0].parent)),
+            **_paths(paths),
+            "charge_points": net["charge_points"],
+            "network_average_pct": None if avg is None else round(avg, 3),
+            "meets_99pct": net["meets_target"],
+            "charge_points_below_99pct": dg.MetadataValue.json(net["below_99pct"]),
+            "if_offline_unknown_pct": None
+            if net["if_offline_unknown_pct"] is None
+            else round(net["if_offline_unknown_pct"], 3),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=quarterly,
+    group_name=GROUP,
+    kinds={"html", "pdf"},
+    deps=["uptime", "energy", "sessions", "emissions"],
+    description="The compliance report for the quarter: network, site and port uptime against "
+    "97% (NEVI) and 99% (UK rapid), outages and exclusions, energy, sessions and emissions saved, "
+    "as HTML and PDF (headless Chromium) + manifest.",
+)
+def compliance_report(
+    context: dg.AssetExecutionContext, database: DatabaseResource, reports: ReportsResource
+):
+    label = quarter_label(context.partition_key)
+    paths, ctx = compliance.run(database.resolved_url(), reports.path(), label)
+    net, uk = ctx["network"], ctx["uk"]
+    below_97 = [
+        f"{p['charge_point_id']}/{p['evse_id']}/{p['connector_id']}"
+        for p in ctx["ports"]
+        if not p["meets_97pct"]
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "folder": dg.MetadataValue.path(str(paths[0].parent)),
+            **_paths(paths),
+            "uptime_pct": None if net["uptime_pct"] is None else round(net["uptime_pct"], 3),
+            "ports_below_97pct": dg.MetadataValue.json(below_97),
+            "uk_network_average_pct": None
+            if uk["network_average_pct"] is None
+            else round(uk["network_average_pct"], 3),
+            "uk_charge_points_below_99pct": dg.MetadataValue.json(uk["below_99pct"]),
+            "energy_kwh": round(net["energy_kwh"], 3),
+            "sessions": net["sessions"],
+            "kg_co2_saved": round(net["saved_kg"], 3),
+        }
+    )
+
+
+def check_report_files(folder: Path, names: list[str]) -> dg.AssetCheckResult:
+    """Every file named exists, is non-empty and is listed in the folder's manifest with its
+    checksum."""
+    import hashlib
+    import json
+
+    manifest_path = folder / "manifest.json"
+    listed = {}
+    if manifest_path.is_file():
+        listed = {e["file"]: e for e in json.loads(manifest_path.read_text())["files"]}
+    problems = []
+    for name in names:
+        path = folder / name
+        if not path.is_file() or path.stat().st_size == 0:
+            problems.append(f"{name}: missing or empty")
+        elif name not in listed:
+            problems.append(f"{name}: not in manifest.json")
+        elif listed[name]["sha256"] != hashlib.sha256(path.read_bytes()).hexdigest():
+            problems.append(f"{name}: checksum differs from manifest.json")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"folder": str(folder), "problems": dg.MetadataValue.json(problems)},
+    )
+
+
+@dg.asset_check(
+    asset=uk_reliability_report,
+    name="uk_reliability_files_in_manifest",
+    description="The year's CSV and summary exist, are non-empty and match the manifest.",
+)
+def uk_reliability_files_in_manifest(
+    context: dg.AssetCheckExecutionContext, reports: ReportsResource
+) -> dg.AssetCheckResult:
+    year = context.partition_key[:4]
+    return check_report_files(
+        reports.path() / year, [f"uk_reliability_{year}.csv", f"uk_reliability_{year}_summary.json"]
+    )
+
+
+@dg.asset_check(
+    asset=compliance_report,
+    name="compliance_files_in_manifest",
+    description="The quarter's HTML and PDF exist, are non-empty and match the manifest.",
+)
+def compliance_files_in_manifest(
+    context: dg.AssetCheckExecutionContext, reports: ReportsResource
+) -> dg.AssetCheckResult:
+    label = quarter_label(context.partition_key)
+    return check_report_files(
+        reports.path() / label, [f"compliance_{label}.html", f"compliance_{label}.pdf"]
+    )
+
+
+ASSETS = [uk_reliability_report, compliance_report]
+CHECKS = [uk_reliability_files_in_manifest, compliance_files_in_manifest]

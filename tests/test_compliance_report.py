@@ -1,0 +1,141 @@
+"""The compliance report on a crafted dataset in a real PostgreSQL: HTML rendered (a hostile site
+name escaped), PDF printed by real headless Chromium and read back with pypdf to find the key
+figures, files and manifest written by the CLI and the Dagster asset, bad periods refused."""
+
+import json
+from datetime import date
+
+import dagster as dg
+import pypdf
+import pytest
+
+from chargeops.cli import main
+from pipelines.report_assets import compliance_files_in_manifest, compliance_report
+from pipelines.resources import DatabaseResource, ReportsResource
+from reports import compliance
+
+D1, D2 = date(2025, 7, 1), date(2025, 7, 2)
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def scenario(db):
+    db.execute(
+        """INSERT INTO site (site_id, name, timezone, country, grid_region) VALUES
+           ('GB-EVIL', %s, 'Europe/London', 'GB', 'GB'),
+           ('US-B', 'Depot B', 'America/Los_Angeles', 'US', 'CAMX')""",
+        (EVIL,),
+    )
+    tables = ("uptime_daily", "outages", "sessions", "energy_site_day", "emissions_site_day",
+              "uk_reliability_daily")  # fmt: skip
+    for t in tables:
+        db.execute(f"DELETE FROM analytics.{t} WHERE day BETWEEN '2025-07-01' AND '2025-09-30'")
+    # port X (GB, rapid): 60 outage minutes on D1; port Y (US): none
+    for day, cp, site, out in ((D1, "CP-X", "GB-EVIL", 60), (D2, "CP-X", "GB-EVIL", 0),
+                               (D1, "CP-Y", "US-B", 0), (D2, "CP-Y", "US-B", 0)):  # fmt: skip
+        db.execute(
+            """INSERT INTO analytics.uptime_daily (day, charge_point_id, evse_id, connector_id,
+                   site_id, minutes_in_period, outage_minutes, excluded_minutes, uptime_pct)
+               VALUES (%s, %s, 1, 1, %s, 1440, %s, 0, 0)""",
+            (day, cp, site, out),
+        )
+        if cp == "CP-X":
+            db.execute(
+                """INSERT INTO analytics.uk_reliability_daily (day, charge_point_id, site_id,
+                       minutes_in_period, inoperative_minutes, excluded_minutes, reliability_pct)
+                   VALUES (%s, 'CP-X', 'GB-EVIL', 1440, %s, 0, 0)""",
+                (day, out),
+            )
+    db.execute(
+        """INSERT INTO analytics.outages (day, charge_point_id, evse_id, connector_id, site_id,
+               start_ts, end_ts, duration_min, cause, excluded)
+           VALUES (%s, 'CP-X', 1, 1, 'GB-EVIL', '2025-07-01 09:00+00', '2025-07-01 10:00+00', 60,
+                   'faulted', false)""",
+        (D1,),
+    )
+    for i, (site, day) in enumerate((("GB-EVIL", D1), ("US-B", D1), ("US-B", D2))):
+        db.execute(
+            """INSERT INTO analytics.sessions (day, session_id, charge_point_id, transaction_id,
+                   site_id) VALUES (%s, %s, 'CP', %s, %s)""",
+            (day, f"CP:{i}", str(i), site),
+        )
+    db.execute(
+        """INSERT INTO analytics.energy_site_day (day, site_id, energy_kwh, sessions) VALUES
+           (%s, 'GB-EVIL', 10, 1), (%s, 'US-B', 40, 1), (%s, 'US-B', 2.5, 1)""",
+        (D1, D1, D2),
+    )
+    db.execute(
+        """INSERT INTO analytics.emissions_site_day (day, site_id, grid_region, baseline,
+               energy_kwh, sessions, factor_basis, grid_g_per_kwh, grid_g, tailpipe_g, net_saving_g)
+           VALUES (%s, 'GB-EVIL', 'GB', 'US-EPA', 10, 1, 'annual', 207.05, 2070.5, 11786.47, 9715.97),
+                  (%s, 'US-B', 'CAMX', 'US-EPA', 40, 1, 'annual', 195.04, 7801.48, 47145.89,
+                   39344.41)""",
+        (D1, D1),
+    )
+    return db
+
+
+def test_html_and_pdf_carry_the_figures(scenario, database_url, tmp_path):
+    paths, ctx = compliance.run(database_url, tmp_path, "2025Q3")
+    html_path, pdf_path = paths
+    assert (html_path.name, pdf_path.name) == ("compliance_2025Q3.html", "compliance_2025Q3.pdf")
+    net = ctx["network"]
+    assert net["uptime_pct"] == pytest.approx(100 * (5760 - 60) / 5760)  # 98.96%
+    assert (net["sessions"], net["energy_kwh"]) == (3, 52.5)
+    assert net["saved_kg"] == pytest.approx(49.06038)
+
+    html = html_path.read_text()
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+    text = " ".join(p.extract_text() for p in pypdf.PdfReader(pdf_path).pages)
+    for figure in (
+        "98.96%",  # network uptime in the period
+        "97.92%",  # port CP-X: 100 * (2880 - 60) / 2880, and CP-X's UK reliability
+        "100.00%",  # port CP-Y
+        "52.5 kWh",  # energy delivered
+        "49.1 kg CO2",  # net emissions saved
+        "Period 2025Q3",
+        "2025-07-01 to 2025-09-30",
+    ):
+        assert figure in text, figure
+    assert "3\ncharging sessions" in text or "3 charging sessions" in text
+    assert "<script>alert(1)</script>" in text  # shown as text, not run
+
+    manifest = json.loads((tmp_path / "2025Q3" / "manifest.json").read_text())
+    assert {e["file"] for e in manifest["files"]} == {html_path.name, pdf_path.name}
+
+
+def test_cli_and_asset_write_the_files(scenario, database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    out = tmp_path / "cli"
+    period = "2025-07-01..2025-07-02"
+    assert main(["report", "compliance", "--period", period, "--out", str(out)]) == 0
+    assert (out / period / f"compliance_{period}.pdf").stat().st_size > 1000
+    assert (out / period / "manifest.json").is_file()
+
+    result = dg.materialize(
+        [compliance_report, compliance_files_in_manifest],
+        partition_key="2025-07-01",
+        resources={
+            "database": DatabaseResource(url=database_url),
+            "reports": ReportsResource(directory=str(tmp_path / "dagster")),
+        },
+    )
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    meta = result.asset_materializations_for_node("compliance_report")[0].metadata
+    assert meta["sessions"].value == 3
+    assert meta["ports_below_97pct"].value == []  # 97.92 > 97
+
+
+@pytest.mark.parametrize("period", ["2025Q5", "2025-13", "July", "2025-07-02..2025-07-01"])
+def test_bad_period_exits_2(period, capsys):
+    assert main(["report", "compliance", "--period", period]) == 2
+    assert "period" in capsys.readouterr().err
+
+
+def test_periods_parse():
+    assert compliance.parse_period("2026q3") == ("2026Q3", date(2026, 7, 1), date(2026, 9, 30))
+    assert compliance.parse_period("2024") == ("2024", date(2024, 1, 1), date(2024, 12, 31))
+    assert compliance.parse_period("2024-02") == ("2024-02", date(2024, 2, 1), date(2024, 2, 29))
