@@ -227,7 +227,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             fleet_file=args.config,
         ),
     )
-    failed = result["summary"].errors or result["figures"]["failed data-quality checks"]
+    failed = result["summary"].errors or result["figures"]["failed checks or runs"]
     return 1 if failed and args.strict else 0
 
 
@@ -283,6 +283,23 @@ def cmd_report_compliance(args: argparse.Namespace) -> int:
     from reports.compliance import cli
 
     return cli(args, _settings(args))
+
+
+def cmd_payments_exceptions(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from chargeops.db import resolve_database_url
+    from pipelines.payments.reconciliation_asset import export_exceptions
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end or args.start)
+    except ValueError:
+        raise ConfigError("--from and --to take ISO dates such as 2026-07-01") from None
+    if end < start:
+        raise ConfigError(f"--to {end} is before --from {start}")
+    rows = export_exceptions(resolve_database_url(_settings(args)), start, end, args.out)
+    print(f"{rows} reconciliation exceptions {start}..{end} written to {args.out}")
+    return 0
 
 
 def cmd_maintenance_top(args: argparse.Namespace) -> int:
@@ -421,6 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comp.add_argument("--out", help="reports directory (default CHARGEOPS_REPORTS_DIR)")
     comp.set_defaults(func=cmd_report_compliance)
+
+    pay = sub.add_parser("payments", help="revenue reconciliation against Stripe").add_subparsers(
+        dest="payments_command", required=True
+    )
+    exc = pay.add_parser(
+        "exceptions", help="export reconciliation exceptions (reconciled days) as one CSV"
+    )
+    exc.add_argument("--from", dest="start", required=True, help="first day (ISO date)")
+    exc.add_argument("--to", dest="end", help="last day, inclusive (default: --from)")
+    exc.add_argument("--out", default="reconciliation_exceptions.csv", help="CSV file to write")
+    exc.set_defaults(func=cmd_payments_exceptions)
 
     maint = sub.add_parser("maintenance", help="predictive maintenance").add_subparsers(
         dest="maintenance_command", required=True

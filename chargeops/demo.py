@@ -43,7 +43,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
         console.rule(f"[bold]{name}")
         return time.perf_counter()
 
-    t = stage("1/6 database")
+    t = stage("1/9 database")
     embedded = not settings.database_url
     with console.status("starting the embedded PostgreSQL" if embedded else "connecting"):
         url = resolve_database_url(settings)
@@ -53,7 +53,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     )
     timings["database"] = time.perf_counter() - t
 
-    t = stage("2/6 migrations")
+    t = stage("2/9 migrations")
     applied = upgrade(url, timescaledb=settings.timescaledb)
     console.print("applied " + ", ".join(applied) if applied else "schema up to date")
     reset = embedded if options.reset is None else options.reset
@@ -65,7 +65,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     console.print(f"storage: {mode}")
     timings["migrations"] = time.perf_counter() - t
 
-    t = stage("3/6 sites and charge points")
+    t = stage("3/9 sites and charge points")
     if options.fleet_file:
         fleet = load_fleet(options.fleet_file)
     else:
@@ -86,7 +86,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     )
     timings["registry"] = time.perf_counter() - t
 
-    t = stage("4/6 collector and simulated fleet")
+    t = stage("4/9 collector and simulated fleet")
     clock = SimClock(fleet.start)
     collector_settings = settings.override(host="127.0.0.1", port=0, auto_register=True)
 
@@ -100,12 +100,26 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     summary, health = asyncio.run(simulate())
     timings["simulation"] = time.perf_counter() - t
 
-    t = stage("5/6 analytics (Dagster)")
+    t = stage("5/9 analytics (Dagster)")
     days = analytics_days(fleet.start, fleet.days)
-    check_failures = materialise(url, settings.data_dir, days, console)
+    dagster = DemoDagster(url, settings, console)
+    dagster.analytics(days)
     timings["analytics"] = time.perf_counter() - t
 
-    t = stage("6/6 summary")
+    t = stage("6/9 payments (local Stripe, reconciliation)")
+    payments = run_payments(dagster, url, days, options.seed, console)
+    timings["payments"] = time.perf_counter() - t
+
+    t = stage("7/9 predictive maintenance")
+    maintenance = run_maintenance(dagster, days, console)
+    del maintenance  # figures join the summary with the maintenance assets
+    timings["maintenance"] = time.perf_counter() - t
+
+    t = stage("8/9 reports")
+    reports = run_reports(dagster, days, console)
+    timings["reports"] = time.perf_counter() - t
+
+    t = stage("9/9 summary")
     with connect(url) as conn:
         q = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         figures = {
@@ -125,7 +139,13 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
             "sessions reconstructed": q("SELECT count(*) FROM analytics.sessions"),
             "sessions priced (expected revenue)": q("SELECT count(*) FROM analytics.expected_revenue"),
             "mean port uptime (%)": round(q("SELECT coalesce(avg(uptime_pct), 0) FROM analytics.uptime_daily"), 2),
-            "failed data-quality checks": check_failures,
+            "net CO2 saved (kg)": round(q("SELECT coalesce(sum(net_saving_g), 0) / 1000.0 FROM analytics.emissions_site_day"), 1),
+            "Stripe payments synced": q("SELECT count(*) FROM stripe_payment_intent"),
+            "reconciliation lines": q("SELECT count(*) FROM analytics.reconciliation_lines"),
+            "reconciliation exceptions": q("SELECT count(*) FROM analytics.reconciliation_lines WHERE category <> 'matched'"),
+            "reconciliation categories present": len(payments["categories"]),
+            "report files written": reports["files"],
+            "failed checks or runs": dagster.failures,
         }  # fmt: skip
     table = Table(title="chargeops demo")
     table.add_column("what")
@@ -160,50 +180,143 @@ def dagster_home(data_dir) -> str:
     return str((data_dir / "dagster").resolve())
 
 
-def materialise(url: str, data_dir, days: list, console: Console) -> int:
-    """Materialise every analytics asset and check for each day, recorded in a persistent Dagster
-    instance under the data folder so that `dagster dev` shows the runs. Returns failed checks."""
-    import os
-    import shutil
-    from pathlib import Path
+class DemoDagster:
+    """Materialises assets in a persistent Dagster instance under the data folder, so that
+    `dagster dev` (`make ui`) shows the demo's runs, and counts failed checks and runs."""
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    def __init__(self, url: str, settings: Settings, console: Console):
+        import os
+        import shutil
+        from pathlib import Path
 
-    home = Path(dagster_home(data_dir))
-    home.mkdir(parents=True, exist_ok=True)
-    config = Path(__file__).resolve().parent.parent / "dagster.yaml"
-    if config.is_file() and not (home / "dagster.yaml").exists():
-        shutil.copy(config, home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
+        self.url, self.settings, self.console = url, settings, console
+        home = Path(dagster_home(settings.data_dir))
+        home.mkdir(parents=True, exist_ok=True)
+        config = Path(__file__).resolve().parent.parent / "dagster.yaml"
+        if config.is_file() and not (home / "dagster.yaml").exists():
+            shutil.copy(config, home / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(home)
+        self.failures = 0
+        self.failed: list[str] = []
 
-    import dagster as dg
+    def resources(self, **extra) -> dict:
+        from pipelines.resources import DatabaseResource, ReportsResource
 
-    from pipelines.assets import ASSETS
-    from pipelines.checks import CHECKS
-    from pipelines.resources import DatabaseResource
+        return {
+            "database": DatabaseResource(url=self.url),
+            "reports": ReportsResource(directory=str(self.settings.reports_path.resolve())),
+            **extra,
+        }
 
-    failures = 0
-    with dg.DagsterInstance.get() as instance, Progress(
-        TextColumn("materialising"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[day]}"),
-        TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("days", total=len(days), day="")
-        for day in days:
-            progress.update(task, day=str(day))
-            result = dg.materialize(
-                [*ASSETS, *CHECKS],
-                partition_key=day.isoformat(),
-                resources={"database": DatabaseResource(url=url)},
-                instance=instance,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            for evaluation in result.get_asset_check_evaluations():
-                if not evaluation.passed:
+    def run(self, what: str, runs: list[tuple[str, list, str | None]], **resources) -> int:
+        """Materialise each (label, assets and checks, partition key) with a progress bar;
+        returns the number of failed checks and runs."""
+        import dagster as dg
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        failures = 0
+        with dg.DagsterInstance.get() as instance, Progress(
+            TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
+            TimeElapsedColumn(), console=self.console,
+        ) as progress:  # fmt: skip
+            task = progress.add_task(what, total=len(runs), label="")
+            for label, selection, key in runs:
+                progress.update(task, label=label)
+                result = dg.materialize(
+                    selection,
+                    partition_key=key,
+                    resources=self.resources(**resources),
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                )
+                for evaluation in result.get_asset_check_evaluations():
+                    if not evaluation.passed:
+                        failures += 1
+                        self.failed.append(f"{evaluation.check_name} ({label})")
+                        self.console.print(
+                            f"[yellow]check {evaluation.check_name} failed for {label}"
+                        )
+                if not result.success:
                     failures += 1
-                    console.print(f"[yellow]check {evaluation.check_name} failed for {day}")
-            if not result.success:
-                console.print(f"[red]analytics run for {day} failed")
-                failures += 1
-            progress.advance(task)
-    return failures
+                    self.failed.append(f"{what} run ({label})")
+                    self.console.print(f"[red]{what} run for {label} failed")
+                progress.advance(task)
+        self.failures += failures
+        return failures
+
+    def analytics(self, days: list) -> int:
+        from pipelines import emissions_asset
+        from pipelines.assets import ASSETS
+        from pipelines.checks import CHECKS
+
+        daily = [*ASSETS, *CHECKS, *emissions_asset.ASSETS, *emissions_asset.CHECKS]
+        return self.run("analytics", [(str(d), daily, d.isoformat()) for d in days])
+
+
+def run_payments(dagster: DemoDagster, url: str, days: list, seed: int, console: Console) -> dict:
+    """A local server speaking Stripe's API, seeded with a payment per priced session and a share
+    of realistic discrepancies; the real SDK syncs it, then every day is reconciled."""
+    import polars as pl
+
+    from pipelines.payments import ingest_asset, reconciliation_asset
+    from pipelines.payments.seed import seeded_local_stripe
+    from pipelines.resources import StripeResource
+
+    with seeded_local_stripe(url, seed=seed, discrepancy_share=0.1) as (server, truth):
+        console.print(
+            f"local Stripe at {server.base_url}: {truth.height} seeded payments and discrepancies"
+        )
+        dagster.run(
+            "Stripe sync",
+            [("stripe_payments", ingest_asset.ASSETS, None)],
+            stripe=StripeResource(api_key=server.api_key, api_base=server.base_url),
+        )
+    recon = [*reconciliation_asset.ASSETS, *reconciliation_asset.CHECKS]
+    dagster.run("reconciliation", [(str(d), recon, d.isoformat()) for d in days])
+    from chargeops.db import connect
+
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT category, count(*) FROM analytics.reconciliation_lines "
+            "GROUP BY category ORDER BY count(*) DESC"
+        ).fetchall()
+    categories = dict(rows)
+    console.print("reconciliation: " + ", ".join(f"{c} {n}" for c, n in categories.items()))
+    exceptions = sorted(dagster.settings.reports_path.glob("*/reconciliation_exceptions.csv"))
+    console.print(f"exceptions CSV: {len(exceptions)} files under {dagster.settings.reports_path}")
+    return {"categories": categories, "seeded": truth.height, "truth": truth.select(pl.all())}
+
+
+def run_maintenance(dagster: DemoDagster, days: list, console: Console) -> dict:
+    return {}
+
+
+def run_reports(dagster: DemoDagster, days: list, console: Console) -> dict:
+    """EV-ChART files and the compliance report for each quarter the days touch, the UK
+    reliability figures for each year."""
+    from pipelines import evchart_asset, report_assets
+    from pipelines.partitions import quarter_key
+
+    quarters = sorted({quarter_key(f"{d.year}Q{(d.month - 1) // 3 + 1}") for d in days})
+    years = sorted({f"{d.year}-01-01" for d in days})
+    quarterly = [
+        *evchart_asset.ASSETS, *evchart_asset.CHECKS,
+        report_assets.compliance_report, report_assets.compliance_files_in_manifest,
+    ]  # fmt: skip
+    yearly = [report_assets.uk_reliability_report, report_assets.uk_reliability_files_in_manifest]
+    dagster.run(
+        "reports",
+        [(f"quarter {q}", quarterly, q) for q in quarters]
+        + [(f"year {y[:4]}", yearly, y) for y in years],
+    )
+    folder = dagster.settings.reports_path
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder)
+    console.print(f"{len(files)} report files under {folder}")
+    return {"files": len(files)}

@@ -1,16 +1,46 @@
-"""The daily schedule and the late-data sensor."""
+"""Jobs, schedules and sensors: the daily analytics, Stripe sync and reconciliation, the quarterly
+and yearly regulator reports, and the late-data sensor."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from pipelines import emissions_asset, evchart_asset, report_assets
 from pipelines.assets import ASSETS
 from pipelines.partitions import daily
+from pipelines.payments import ingest_asset, reconciliation_asset
 from pipelines.resources import DatabaseResource
 
+DAILY_ANALYTICS = [*ASSETS, *emissions_asset.ASSETS]
+
 analytics_job = dg.define_asset_job(
-    "analytics_daily", selection=dg.AssetSelection.assets(*ASSETS), partitions_def=daily
+    "analytics_daily", selection=dg.AssetSelection.assets(*DAILY_ANALYTICS), partitions_def=daily
 )
+stripe_job = dg.define_asset_job(
+    "stripe_sync", selection=dg.AssetSelection.assets(*ingest_asset.ASSETS)
+)
+reconciliation_job = dg.define_asset_job(
+    "reconciliation_daily",
+    selection=dg.AssetSelection.assets(*reconciliation_asset.ASSETS),
+    partitions_def=daily,
+)
+evchart_job = dg.define_asset_job(
+    "quarterly_reports",
+    selection=dg.AssetSelection.assets(
+        evchart_asset.evchart_files, report_assets.compliance_report
+    ),
+)
+uk_job = dg.define_asset_job(
+    "uk_reliability_yearly", selection=dg.AssetSelection.assets(report_assets.uk_reliability_report)
+)
+
+# Stripe every hour; the previous quarter's and year's files shortly after each ends
+stripe_hourly = dg.ScheduleDefinition(job=stripe_job, cron_schedule="15 * * * *")
+quarterly_reports = dg.build_schedule_from_partitioned_job(evchart_job)
+uk_yearly = dg.build_schedule_from_partitioned_job(uk_job)
+
+# refunds and disputes arrive days or weeks after the payment: reconcile the last 30 days again
+RECONCILE_DAYS = 30
 
 
 @dg.schedule(job=analytics_job, cron_schedule="30 0 * * *", execution_timezone="UTC")
@@ -18,6 +48,19 @@ def previous_day(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Shortly after midnight UTC, materialise the day that just ended."""
     day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
     return dg.RunRequest(run_key=f"daily-{day}", partition_key=day.isoformat())
+
+
+@dg.schedule(job=reconciliation_job, cron_schedule="0 2 * * *", execution_timezone="UTC")
+def reconcile_recent_days(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    """After the hourly Stripe sync, reconcile yesterday and the 29 days before it again."""
+    today = context.scheduled_execution_time.astimezone(UTC).date()
+    first = datetime.fromisoformat(daily.start.isoformat()).date()
+    days = [today - timedelta(days=i) for i in range(1, RECONCILE_DAYS + 1)]
+    return [
+        dg.RunRequest(run_key=f"reconcile-{today}-{day}", partition_key=day.isoformat())
+        for day in days
+        if day >= first
+    ]
 
 
 LATE_SQL = """

@@ -1,20 +1,53 @@
-"""The Dagster code location (`[tool.dagster] module_name`): the analytics assets, their
-Great Expectations checks, the database resource, the daily schedule and the late-data sensor."""
+"""The Dagster code location (`[tool.dagster] module_name`): every asset with its checks, the
+resources (database, Stripe, reports folder), the jobs, schedules and the late-data sensor."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from pipelines import automation, emissions_asset, evchart_asset, report_assets
 from pipelines.assets import ASSETS
-from pipelines.automation import analytics_job, late_data, previous_day
 from pipelines.checks import CHECKS
-from pipelines.resources import DatabaseResource
+from pipelines.payments import ingest_asset, reconciliation_asset
+from pipelines.resources import DatabaseResource, ReportsResource, StripeResource
+
+ALL_ASSETS = [
+    *ASSETS,
+    *emissions_asset.ASSETS,
+    *ingest_asset.ASSETS,
+    *reconciliation_asset.ASSETS,
+    *evchart_asset.ASSETS,
+    *report_assets.ASSETS,
+]
+ALL_CHECKS = [
+    *CHECKS,
+    *emissions_asset.CHECKS,
+    *reconciliation_asset.CHECKS,
+    *evchart_asset.CHECKS,
+    *report_assets.CHECKS,
+]
 
 defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=CHECKS,
-    jobs=[analytics_job],
-    schedules=[previous_day],
-    sensors=[late_data],
-    resources={"database": DatabaseResource()},
+    assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
+    jobs=[
+        automation.analytics_job,
+        automation.stripe_job,
+        automation.reconciliation_job,
+        automation.evchart_job,
+        automation.uk_job,
+    ],
+    schedules=[
+        automation.previous_day,
+        automation.stripe_hourly,
+        automation.reconcile_recent_days,
+        automation.quarterly_reports,
+        automation.uk_yearly,
+    ],
+    sensors=[automation.late_data],
+    resources={
+        "database": DatabaseResource(),
+        "stripe": StripeResource(),
+        "reports": ReportsResource(),
+    },
 )

@@ -115,7 +115,7 @@ def test_demo_command_smoke(server_url, tmp_path):
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-3000:]
-        assert "6/6 summary" in res.stdout and "meter values" in res.stdout
+        assert "9/9 summary" in res.stdout and "meter values" in res.stdout
         assert "sessions reconstructed" in res.stdout
         with psycopg.connect(env["DATABASE_URL"]) as conn:
             assert conn.execute("SELECT count(*) FROM transaction").fetchone()[0] > 0
