@@ -31,7 +31,7 @@ RAW_TABLES = (
     "meter_value", "status_event", "transaction_event", "connection_event", "ocpp_message",
     "transaction", "connector", "evse", "charge_point", "tariff", "site", "outage_exclusion",
     "spool_replay", "stripe_payment_intent", "stripe_charge", "stripe_refund", "stripe_dispute",
-    "stripe_balance_transaction", "stripe_payout", "stripe_sync_state",
+    "stripe_balance_transaction", "stripe_payout", "stripe_sync_state", "import_batch",
 )  # fmt: skip
 
 

@@ -1,0 +1,146 @@
+"""`chargeops import FORMAT FILE`: charging history exported by other systems becomes sites,
+charge points, connectors and transactions with register samples and statuses, so every asset
+treats it like sessions collected over OCPP.
+
+Formats: `chargepoint` (ChargePoint-style session CSV, e.g. the City of Palo Alto's open data),
+`acn` (Caltech ACN-Data session JSON), `ocpi` (OCPI 2.2.1 CDRs, JSON lines). A file is imported
+in one database transaction: with `--strict` a single malformed row means nothing is imported;
+otherwise malformed rows are reported with their line numbers and the others are imported.
+Re-importing a file adds nothing. `--dry-run` does the same work and rolls it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from chargeops.settings import ConfigError, Settings
+from ingest.importers.common import Parsed
+
+FORMATS = ("chargepoint", "acn", "ocpi")
+SHOW_ERRORS = 20
+# pipelines.partitions reads the same variable; ingest may not import pipelines (DESIGN.md)
+PARTITIONS_START_ENV, PARTITIONS_START_DEFAULT = "CHARGEOPS_PARTITIONS_START", "2024-01-01"
+
+
+def parser_for(fmt: str) -> Callable[[Path], Parsed]:
+    if fmt == "chargepoint":
+        from ingest.importers.chargepoint_csv import parse
+    elif fmt == "acn":
+        from ingest.importers.acn import parse
+    elif fmt == "ocpi":
+        from ingest.importers.ocpi import parse
+    else:
+        raise ConfigError(f"unknown import format {fmt!r} (use one of {', '.join(FORMATS)})")
+    return parse
+
+
+def parse_file(fmt: str, path: Path) -> Parsed:
+    """Parse without touching the database; a ConfigError for a missing or unreadable file."""
+    parse = parser_for(fmt)
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}")
+    return parse(path)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cli(args: argparse.Namespace, settings: Settings) -> int:
+    """Run `chargeops import`; 0 when every row was good, 1 when rows were malformed (then
+    nothing was imported under --strict, the rest otherwise)."""
+    import psycopg
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from chargeops.db import connect, resolve_database_url, upgrade
+    from ingest.importers.load import ensure_partitions, load
+
+    path = Path(args.file)
+    out, err = Console(), Console(stderr=True)
+    with err.status(f"reading {path.name}"):
+        parsed = parse_file(args.format, path)
+        sha = sha256_of(path)
+    refused = bool(args.strict and parsed.errors)
+    result = None
+    if not refused:
+        url = resolve_database_url(settings)
+        upgrade(url, timescaledb=settings.timescaledb)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err, transient=True) as bar, connect(url) as conn:
+            task = bar.add_task("writing rows", total=parsed.sessions.height)
+
+            def progress(advance: int, total: int) -> None:
+                bar.update(task, advance=advance, total=total or None)
+
+            if not args.dry_run:
+                ensure_partitions(conn, parsed.sessions)
+            with conn.transaction():
+                result = load(
+                    conn, parsed, fmt=args.format, file_name=path.name, sha256=sha,
+                    site=args.site or None, progress=progress,
+                )  # fmt: skip
+                if args.dry_run:
+                    raise psycopg.Rollback()
+    _summary(out, path, args, parsed, result, refused)
+    return 1 if parsed.errors else 0
+
+
+def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, refused) -> None:
+    from rich.table import Table
+
+    s = parsed.sessions
+    table = Table(title=f"import {args.format} {path.name}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    table.add_row("rows read", f"{parsed.rows_read:,}")
+    table.add_row("valid sessions", f"{s.height:,}")
+    if result is not None:
+        table.add_row("imported", f"{result.sessions_new:,}")
+        table.add_row("already imported", f"{result.sessions_present:,}")
+    else:
+        table.add_row("imported", "0")
+    for reason, n in sorted(Counter(e.reason for e in parsed.errors).items()):
+        table.add_row(f"skipped: {reason}", f"{n:,}")
+    if parsed.duplicates:
+        table.add_row("skipped: duplicate in file", f"{parsed.duplicates:,}")
+    table.add_row("kWh in valid sessions", f"{float(s['energy_wh'].sum() or 0) / 1000:,.3f}")
+    if result is not None:
+        table.add_row("kWh imported", f"{result.energy_wh_new / 1000:,.3f}")
+    if s.height:
+        table.add_row("period (UTC)", f"{s['start_ts'].min():%Y-%m-%d %H:%M} .. "
+                      f"{s['stop_ts'].max():%Y-%m-%d %H:%M}")  # fmt: skip
+    if result is not None:
+        table.add_row(
+            "new sites / charge points", f"{result.sites_new} / {result.charge_points_new}"
+        )
+        table.add_row("meter values / statuses", f"{result.meter_rows:,} / {result.status_rows:,}")
+        table.add_row("batch", f"{result.batch_id}" + ("" if result.new_batch else " (existing)"))
+    out.print(table)
+    for e in parsed.errors[:SHOW_ERRORS]:
+        out.print(f"  {e}", markup=False, highlight=False)
+    if len(parsed.errors) > SHOW_ERRORS:
+        out.print(f"  ... and {len(parsed.errors) - SHOW_ERRORS:,} more malformed rows")
+    if refused:
+        out.print("nothing imported: --strict and the file has malformed rows")
+    elif args.dry_run:
+        out.print("dry run: nothing written")
+    elif result is not None and result.sessions_new:
+        first, last = s["start_ts"].min().date(), s["stop_ts"].max().date()
+        start = date.fromisoformat(os.environ.get(PARTITIONS_START_ENV, PARTITIONS_START_DEFAULT))
+        out.print(f"materialise the days {first} .. {last} in Dagster to see them in the analytics")
+        if first < start:
+            out.print(
+                f"these days are before the first partition ({start}): run Dagster with "
+                f"{PARTITIONS_START_ENV}={first.replace(day=1)}"
+            )

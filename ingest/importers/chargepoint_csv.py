@@ -1,0 +1,225 @@
+"""ChargePoint-style session exports: the CSV layout US cities publish (e.g. the City of Palo
+Alto's open data), one row per plug-in.
+
+Quirks handled: a UTF-8 byte-order mark; local wall-clock dates such as `7/29/2011 20:17` (with or
+without seconds) whose offset is given by the `Start Time Zone` / `End Time Zone` abbreviation.
+The abbreviation is the offset (PDT = UTC-7, PST = UTC-8, ...), which is what makes the repeated
+hour at a fall-back unambiguous; the abbreviation's zone (PDT/PST -> America/Los_Angeles) becomes
+the site's time zone. `Charging Time` marks where charging ended within the plug-in.
+
+Python's csv module splits the records (so a row's physical line number is exact even with a
+quoted newline, and a row with the wrong number of fields is reported, not silently padded);
+polars does every typed parse and check.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import polars as pl
+
+from chargeops.settings import ConfigError
+from ingest.importers.common import TS, Parsed, RowError, finish, first_error, quoted, slug, wh
+
+# abbreviation -> (IANA zone of the site, UTC offset in minutes)
+ZONES: dict[str, tuple[str, int]] = {
+    "PST": ("America/Los_Angeles", -480), "PDT": ("America/Los_Angeles", -420),
+    "MST": ("America/Denver", -420), "MDT": ("America/Denver", -360),
+    "CST": ("America/Chicago", -360), "CDT": ("America/Chicago", -300),
+    "EST": ("America/New_York", -300), "EDT": ("America/New_York", -240),
+    "AKST": ("America/Anchorage", -540), "AKDT": ("America/Anchorage", -480),
+    "HST": ("Pacific/Honolulu", -600), "UTC": ("UTC", 0), "GMT": ("UTC", 0),
+}  # fmt: skip
+COUNTRIES = {"united states": "US", "usa": "US", "us": "US", "canada": "CA", "ca": "CA"}
+REQUIRED = (
+    "Start Date", "Start Time Zone", "End Date", "End Time Zone", "Energy (kWh)",
+)  # fmt: skip
+OPTIONAL = (
+    "Station Name", "MAC Address", "Org Name", "Charging Time (hh:mm:ss)", "Port Type",
+    "Port Number", "Plug Type", "Address 1", "City", "Country", "Ended By", "Plug In Event Id",
+    "User ID", "System S/N", "Model Number",
+)  # fmt: skip
+DATE_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
+
+
+def _records(text: str) -> tuple[list[str], list[tuple[int, list[str]]], list[RowError]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise ConfigError("empty file: no header row") from None
+    missing = [c for c in REQUIRED if c not in header]
+    if missing or ("Station Name" not in header and "MAC Address" not in header):
+        need = missing or ["Station Name or MAC Address"]
+        raise ConfigError(f"not a ChargePoint session export: no column {', '.join(need)}")
+    rows: list[tuple[int, list[str]]] = []
+    errors: list[RowError] = []
+    line = reader.line_num + 1
+    try:
+        for fields in reader:
+            if any(f.strip() for f in fields):
+                if len(fields) != len(header):
+                    errors.append(
+                        RowError(
+                            line,
+                            "wrong number of fields",
+                            f"{len(fields)} fields, the header has {len(header)}",
+                        )
+                    )
+                else:
+                    rows.append((line, fields))
+            line = reader.line_num + 1
+    except csv.Error as e:
+        raise ConfigError(f"line {reader.line_num}: unreadable CSV: {e}") from None
+    return header, rows, errors
+
+
+def _local(col: str) -> pl.Expr:
+    s = pl.col(col).str.strip_chars()
+    return pl.coalesce([s.str.strptime(pl.Datetime("us"), f, strict=False) for f in DATE_FORMATS])
+
+
+def _utc(date_col: str, zone_col: str) -> pl.Expr:
+    offset = (
+        pl.col(zone_col)
+        .str.strip_chars()
+        .str.to_uppercase()
+        .replace_strict({k: v[1] for k, v in ZONES.items()}, default=None, return_dtype=pl.Int64)
+    )
+    return (_local(date_col) - pl.duration(minutes=offset)).dt.replace_time_zone("UTC")
+
+
+def _seconds(col: str) -> pl.Expr:
+    parts = pl.col(col).str.strip_chars().str.extract_groups(r"^(\d+):([0-5]\d):([0-5]\d)$")
+    return (
+        parts.struct.field("1").cast(pl.Int64) * 3600
+        + parts.struct.field("2").cast(pl.Int64) * 60
+        + parts.struct.field("3").cast(pl.Int64)
+    )
+
+
+def parse(path: Path) -> Parsed:
+    """Sessions of a ChargePoint export (see the module docstring)."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    header, rows, errors = _records(text)
+    rows_read = len(rows) + len(errors)
+    cols = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
+    idx = [header.index(c) for c in cols]
+    raw = (
+        pl.DataFrame(
+            {
+                "line": [ln for ln, _ in rows],
+                **{c: [f[i] for _, f in rows] for c, i in zip(cols, idx, strict=True)},
+            },
+            schema={"line": pl.Int64, **dict.fromkeys(cols, pl.String)},
+        )
+        .with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in OPTIONAL if c not in header])
+        .with_columns(pl.col(pl.String).str.strip_chars().replace("", None))
+    )
+    df = raw.with_columns(
+        start_ts=_utc("Start Date", "Start Time Zone"),
+        stop_ts=_utc("End Date", "End Time Zone"),
+        energy_kwh=pl.col("Energy (kWh)").cast(pl.Float64, strict=False),
+        port=pl.col("Port Number").cast(pl.Int32, strict=False),
+        charging_s=_seconds("Charging Time (hh:mm:ss)"),
+        known_zone=pl.col("Start Time Zone").str.to_uppercase().is_in(list(ZONES))
+        & pl.col("End Time Zone").str.to_uppercase().is_in(list(ZONES)),
+    )
+    checks = [("missing field", pl.col(c).is_null(), pl.lit(c)) for c in REQUIRED]
+    checks += [
+        (
+            "missing field",
+            pl.col("Station Name").is_null() & pl.col("MAC Address").is_null(),
+            pl.lit("Station Name"),
+        ),
+        ("bad date", _local("Start Date").is_null(), quoted("Start Date")),
+        ("bad date", _local("End Date").is_null(), quoted("End Date")),
+        (
+            "unknown time zone",
+            ~pl.col("known_zone"),
+            pl.format("{} / {}", pl.col("Start Time Zone"), pl.col("End Time Zone")),
+        ),
+        ("bad number", pl.col("energy_kwh").is_null(), quoted("Energy (kWh)")),
+        ("bad number", pl.col("energy_kwh").is_nan(), quoted("Energy (kWh)")),
+        ("negative energy", pl.col("energy_kwh") < 0, quoted("Energy (kWh)")),
+        (
+            "bad number",
+            pl.col("Port Number").is_not_null() & (pl.col("port").is_null() | (pl.col("port") < 1)),
+            quoted("Port Number"),
+        ),
+        (
+            "bad duration",
+            pl.col("Charging Time (hh:mm:ss)").is_not_null() & pl.col("charging_s").is_null(),
+            quoted("Charging Time (hh:mm:ss)"),
+        ),
+    ]
+    good, bad = first_error(df, checks)
+    errors += bad
+    port = pl.col("port").fill_null(1)
+    address = pl.concat_str(
+        [pl.col("Address 1"), pl.col("City")], separator=", ", ignore_nulls=True
+    )
+    sessions = good.with_columns(
+        source=pl.lit("chargepoint"),
+        source_id=pl.coalesce(
+            pl.col("Plug In Event Id"),
+            pl.col("start_ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ),
+    ).select(
+        "line",
+        "source",
+        "source_id",
+        transaction_id=pl.format("cp:{}:{}", port, pl.col("source_id")),
+        charge_point_id=pl.coalesce(
+            pl.col("MAC Address"),
+            pl.col("Station Name").map_elements(slug, return_dtype=pl.String),
+        ),
+        evse_id=port,
+        connector_id=pl.lit(1),
+        connector_type="Plug Type",
+        current_type=pl.when(pl.col("Port Type").str.contains("(?i)DC"))
+        .then(pl.lit("DC"))
+        .when(pl.col("Port Type").is_not_null())
+        .then(pl.lit("AC")),
+        vendor=pl.lit("ChargePoint"),
+        model="Model Number",
+        serial_number="System S/N",
+        site_id=pl.coalesce(
+            pl.when(pl.col("Address 1").is_not_null()).then(
+                pl.concat_str(
+                    [pl.col("City"), pl.col("Address 1")], separator=" ", ignore_nulls=True
+                )
+            ),
+            pl.col("Org Name"),
+            pl.lit("chargepoint"),
+        ).map_elements(slug, return_dtype=pl.String),
+        site_name=pl.coalesce(
+            pl.when(pl.col("Org Name").is_not_null() & (address != ""))
+            .then(pl.format("{} ({})", address, pl.col("Org Name")))
+            .otherwise(pl.when(address != "").then(address)),
+            pl.col("Org Name"),
+            pl.lit("ChargePoint import"),
+        ),
+        site_timezone=pl.col("Start Time Zone")
+        .str.to_uppercase()
+        .replace_strict({k: v[0] for k, v in ZONES.items()}, default="UTC"),
+        site_country=pl.col("Country").str.to_lowercase().replace_strict(COUNTRIES, default=None),
+        id_token="User ID",
+        stop_reason=pl.when(pl.col("Ended By").str.contains("(?i)plug out"))
+        .then(pl.lit("EVDisconnected"))
+        .when(pl.col("Ended By").is_not_null())
+        .then(pl.lit("Other")),
+        start_ts=pl.col("start_ts").cast(TS),
+        stop_ts=pl.col("stop_ts").cast(TS),
+        energy_wh=wh(pl.col("energy_kwh")),
+        knot_ts=pl.concat_list(
+            pl.col("start_ts").cast(TS) + pl.duration(seconds=pl.col("charging_s"))
+        ),
+        knot_wh=pl.concat_list(wh(pl.col("energy_kwh"))),
+    )
+    return finish(sessions, errors, rows_read)

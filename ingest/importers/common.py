@@ -1,0 +1,337 @@
+"""The frame every importer produces, row errors, and the pure steps shared by the formats:
+validation to one error per row, and the OCPP-like rows (meter values, statuses) a session
+becomes so the analytics treat it like a collected one.
+
+An imported session is a transaction with meter_start 0 Wh and meter_stop = its energy, plus
+Energy.Active.Import.Register samples: Transaction.Begin (0) at the start, Transaction.End at the
+stop, one Sample.Periodic at each *knot* the source tells (where charging ended, the start of an
+OCPI charging period), and one Sample.Clock at every 15-minute UTC boundary in between, linearly
+interpolated between knots. The clock samples matter: the energy asset reads register samples
+within an hour of its day and spreads each pair of samples pro rata, so a session crossing midnight
+must have samples near midnight; and the connector-state logic counts a charge point silent for
+more than 30 minutes as offline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+
+from ingest.registry import CHARGE_POINT_ID
+
+TS = pl.Datetime("us", "UTC")
+CLOCK = "15m"
+OCPP_VERSION = "import"  # transaction.ocpp_version and status_event.ocpp_version of imports
+REGISTER = "Energy.Active.Import.Register"
+
+SESSIONS = {  # the common frame: one row per imported session
+    "line": pl.Int64,                 # line of the row (CSV, JSON lines) or of the object (JSON)
+    "source": pl.String,              # chargepoint | acn | ocpi
+    "source_id": pl.String,           # the session's id in the source
+    "transaction_id": pl.String,      # deterministic, from source_id
+    "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
+    "connector_type": pl.String, "current_type": pl.String,
+    "vendor": pl.String, "model": pl.String, "serial_number": pl.String,
+    "site_id": pl.String, "site_name": pl.String, "site_timezone": pl.String,
+    "site_country": pl.String,
+    "id_token": pl.String, "stop_reason": pl.String,
+    "start_ts": TS, "stop_ts": TS, "energy_wh": pl.Float64,
+    # inner points of the cumulative energy profile, strictly inside (start, stop), rising
+    "knot_ts": pl.List(TS), "knot_wh": pl.List(pl.Float64),
+}  # fmt: skip
+
+METER = {
+    "ts": TS, "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
+    "transaction_id": pl.String, "measurand": pl.String, "phase": pl.String,
+    "location": pl.String, "context": pl.String, "value": pl.Float64, "unit": pl.String,
+    "raw_value": pl.String, "raw_unit": pl.String, "multiplier": pl.Int32, "received_at": TS,
+}  # fmt: skip
+STATUS = {
+    "ts": TS, "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
+    "status": pl.String, "error_code": pl.String, "ocpp_version": pl.String, "received_at": TS,
+}  # fmt: skip
+
+KEY = ["charge_point_id", "evse_id", "connector_id"]
+TXK = ["charge_point_id", "transaction_id"]
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    reason: str  # short and stable: the summary counts by it
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class Parsed:
+    """What a parser returns: valid sessions, one error per malformed row, rows read."""
+
+    sessions: pl.DataFrame
+    errors: list[RowError] = field(default_factory=list)
+    rows_read: int = 0
+    duplicates: int = 0  # rows whose session id came earlier in the same file
+
+
+def wh(kwh: pl.Expr) -> pl.Expr:
+    """kWh to Wh, rounded to a micro-watt-hour so 6.249457 kWh is 6249.457 Wh, not ...6999."""
+    return (kwh * 1000.0).round(6)
+
+
+def empty_sessions() -> pl.DataFrame:
+    return pl.DataFrame(schema=SESSIONS)
+
+
+def slug(text: str, limit: int = 48) -> str:
+    """A readable id made of the characters charge point ids allow."""
+    s = re.sub(r"[^A-Za-z0-9]+", "-", text.strip()).strip("-").lower()
+    return s[:limit].rstrip("-") or "unnamed"
+
+
+def first_error(
+    df: pl.DataFrame, checks: Iterable[tuple[str, pl.Expr, pl.Expr]]
+) -> tuple[pl.DataFrame, list[RowError]]:
+    """Split `df` (with a `line` column) into good rows and one RowError per bad row.
+
+    `checks` are (reason, failed, detail) in order of precedence; a row's error is the first
+    check it fails, so a row is either imported whole or reported, never half."""
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    detail: pl.Expr = pl.lit(None, dtype=pl.String)
+    for name, failed, why in reversed(list(checks)):
+        hit = failed.fill_null(True)
+        reason = pl.when(hit).then(pl.lit(name)).otherwise(reason)
+        detail = pl.when(hit).then(why.cast(pl.String)).otherwise(detail)
+    df = df.with_columns(_reason=reason, _detail=detail)
+    bad = df.filter(pl.col("_reason").is_not_null())
+    errors = [
+        RowError(int(line), r, d or "")
+        for line, r, d in bad.select("line", "_reason", "_detail").iter_rows()
+    ]
+    return df.filter(pl.col("_reason").is_null()).drop("_reason", "_detail"), errors
+
+
+def quoted(col: str) -> pl.Expr:
+    """`col 'value'` for error details."""
+    return pl.format("{} '{}'", pl.lit(col), pl.col(col).fill_null(""))
+
+
+def finish(df: pl.DataFrame, errors: list[RowError], rows_read: int) -> Parsed:
+    """Common last checks and the SESSIONS shape: charge point ids, end before start, knots
+    kept only where they lie inside the session, in-file duplicates, overlaps on a connector."""
+    df = df.with_columns(
+        pl.col("charge_point_id").str.strip_chars(),
+        pl.col("evse_id").cast(pl.Int32),
+        pl.col("connector_id").cast(pl.Int32),
+    )
+    good, more = first_error(
+        df,
+        [
+            (
+                "bad charge point id",
+                ~pl.col("charge_point_id").str.contains(CHARGE_POINT_ID.pattern),
+                quoted("charge_point_id"),
+            ),
+            (
+                "end before start",
+                pl.col("stop_ts") < pl.col("start_ts"),
+                pl.format(
+                    "{} .. {}",
+                    pl.col("start_ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    pl.col("stop_ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                ),
+            ),
+        ],
+    )
+    errors = sorted([*errors, *more], key=lambda e: e.line)
+    # in-file duplicates: the first row of a session id wins
+    good = good.sort("line")
+    dup = good.select(~pl.struct(TXK).is_first_distinct())
+    duplicates = int(dup.to_series().sum())
+    good = good.filter(~dup.to_series())
+    # sessions overlapping an earlier one on the same connector cannot both be metered there
+    ordered = good.sort([*KEY, "start_ts", "line"]).with_columns(
+        prev_stop=pl.col("stop_ts").cum_max().shift(1).over(KEY),
+        prev_line=pl.col("line").shift(1).over(KEY),
+    )
+    good, more = first_error(
+        ordered,
+        [
+            (
+                "overlaps another session on its connector",
+                pl.col("start_ts") < pl.col("prev_stop").fill_null(pl.col("start_ts")),
+                pl.format(
+                    "starts before an earlier session there ends (the previous: line {})",
+                    pl.col("prev_line"),
+                ),
+            )
+        ],
+    )
+    errors = sorted([*errors, *more], key=lambda e: e.line)
+    good = _clean_knots(good.drop("prev_stop", "prev_line"))
+    return Parsed(
+        good.sort("line").select([pl.col(c).cast(t) for c, t in SESSIONS.items()]),
+        errors,
+        rows_read,
+        duplicates,
+    )
+
+
+def _clean_knots(df: pl.DataFrame) -> pl.DataFrame:
+    """Keep knots strictly inside (start, stop), values clipped to [0, energy] and made
+    non-decreasing, so the register never goes down."""
+    if df.is_empty():
+        return df.with_columns(
+            knot_ts=pl.lit([], dtype=pl.List(TS)), knot_wh=pl.lit([], dtype=pl.List(pl.Float64))
+        )
+    k = (
+        df.select("line", "start_ts", "stop_ts", "energy_wh", "knot_ts", "knot_wh")
+        .explode("knot_ts", "knot_wh")
+        .filter(
+            pl.col("knot_ts").is_not_null()
+            & (pl.col("knot_ts") > pl.col("start_ts"))
+            & (pl.col("knot_ts") < pl.col("stop_ts"))
+        )
+        .sort("line", "knot_ts")
+        .with_columns(
+            knot_wh=pl.col("knot_wh").clip(0.0, pl.col("energy_wh")).cum_max().over("line")
+        )
+        .unique(["line", "knot_ts"], keep="first", maintain_order=True)
+        .group_by("line", maintain_order=True)
+        .agg("knot_ts", "knot_wh")
+    )
+    return (
+        df.drop("knot_ts", "knot_wh")
+        .join(k, on="line", how="left")
+        .with_columns(
+            pl.col("knot_ts").fill_null(pl.lit([], dtype=pl.List(TS))),
+            pl.col("knot_wh").fill_null(pl.lit([], dtype=pl.List(pl.Float64))),
+        )
+    )
+
+
+def profile_points(sessions: pl.DataFrame) -> pl.DataFrame:
+    """The register points of every session: (transaction, ts, value, context), sorted.
+
+    Begin (0 Wh) at start, knots, a clock sample at every 15-minute boundary strictly inside the
+    session (linear between the knots around it), End (energy) at stop."""
+    base = sessions.select(*TXK, "start_ts", "stop_ts", "energy_wh", "knot_ts", "knot_wh")
+    ends = pl.concat(
+        [
+            base.select(
+                *TXK, ts="start_ts", value=pl.lit(0.0), context=pl.lit("Transaction.Begin")
+            ),
+            base.explode("knot_ts", "knot_wh")
+            .drop_nulls("knot_ts")
+            .select(*TXK, ts="knot_ts", value="knot_wh", context=pl.lit("Sample.Periodic")),
+            base.select(*TXK, ts="stop_ts", value="energy_wh", context=pl.lit("Transaction.End")),
+        ]
+    ).sort([*TXK, "ts"])
+    clock = (
+        base.select(
+            *TXK,
+            ts=pl.datetime_ranges(
+                pl.col("start_ts").dt.truncate(CLOCK).dt.offset_by(CLOCK),
+                pl.col("stop_ts"),
+                CLOCK,
+                closed="left",
+            ),
+        )
+        .explode("ts")
+        .drop_nulls("ts")
+        .join(ends.select(*TXK, "ts"), on=[*TXK, "ts"], how="anti")
+        .sort([*TXK, "ts"])
+    )
+    if clock.height:
+        knots = ends.select(*TXK, "ts", t0="ts", v0="value")
+        after = ends.select(*TXK, "ts", t1="ts", v1="value")
+        clock = (
+            clock.join_asof(knots, on="ts", by=TXK, strategy="backward", check_sortedness=False)
+            .join_asof(after, on="ts", by=TXK, strategy="forward", check_sortedness=False)
+            .select(
+                *TXK,
+                "ts",
+                value=pl.col("v0")
+                + (pl.col("v1") - pl.col("v0"))
+                * (pl.col("ts") - pl.col("t0")).dt.total_microseconds().cast(pl.Float64)
+                / (pl.col("t1") - pl.col("t0")).dt.total_microseconds().cast(pl.Float64),
+                context=pl.lit("Sample.Clock"),
+            )
+        )
+    else:
+        clock = ends.clear()
+    keys = sessions.select(*TXK, "evse_id", "connector_id")
+    return pl.concat([ends, clock]).sort([*TXK, "ts"]).join(keys, on=TXK, how="left")
+
+
+def meter_frame(sessions: pl.DataFrame, received_at: datetime | None = None) -> pl.DataFrame:
+    """meter_value rows (schema METER) of the sessions' register profiles."""
+    received = received_at or datetime.now(UTC)
+    pts = profile_points(sessions)
+    return pts.select(
+        "ts",
+        "charge_point_id",
+        "evse_id",
+        "connector_id",
+        "transaction_id",
+        measurand=pl.lit(REGISTER),
+        phase=pl.lit(""),
+        location=pl.lit("Outlet"),
+        context="context",
+        value="value",
+        unit=pl.lit("Wh"),
+        raw_value=pl.col("value").cast(pl.String),
+        raw_unit=pl.lit("Wh"),
+        multiplier=pl.lit(0),
+        received_at=pl.lit(received, dtype=TS),
+    ).select([pl.col(c).cast(t) for c, t in METER.items()])
+
+
+def status_frame(sessions: pl.DataFrame, received_at: datetime | None = None) -> pl.DataFrame:
+    """status_event rows (schema STATUS) a charger would have sent: Charging at the start
+    (SuspendedEV when nothing was delivered), SuspendedEV where the energy profile reaches its
+    total before the stop, Available at the stop (left out where another session starts on the
+    connector at that instant)."""
+    received = received_at or datetime.now(UTC)
+    done = (
+        sessions.select(*TXK, "energy_wh", "knot_ts", "knot_wh")
+        .explode("knot_ts", "knot_wh")
+        .filter(pl.col("knot_ts").is_not_null() & (pl.col("knot_wh") >= pl.col("energy_wh")))
+        .group_by(TXK)
+        .agg(done_ts=pl.col("knot_ts").min())
+    )
+    s = sessions.join(done, on=TXK, how="left")
+    # a zero-length session only leaves the connector Available
+    starts = s.filter(pl.col("stop_ts") > pl.col("start_ts")).select(
+        *KEY,
+        ts="start_ts",
+        status=pl.when(pl.col("energy_wh") > 0)
+        .then(pl.lit("Charging"))
+        .otherwise(pl.lit("SuspendedEV")),
+    )
+    rows = pl.concat(
+        [
+            starts,
+            s.filter(pl.col("done_ts").is_not_null() & (pl.col("energy_wh") > 0)).select(
+                *KEY, ts="done_ts", status=pl.lit("SuspendedEV")
+            ),
+            s.select(*KEY, ts="stop_ts", status=pl.lit("Available")).join(
+                starts.select(*KEY, "ts"), on=[*KEY, "ts"], how="anti"
+            ),
+        ]
+    )
+    return (
+        rows.unique([*KEY, "ts", "status"])
+        .with_columns(
+            error_code=pl.lit("NoError"),
+            ocpp_version=pl.lit(OCPP_VERSION),
+            received_at=pl.lit(received, dtype=TS),
+        )
+        .sort([*KEY, "ts"])
+        .select([pl.col(c).cast(t) for c, t in STATUS.items()])
+    )

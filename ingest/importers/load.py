@@ -1,0 +1,275 @@
+"""Writing imported sessions: sites, charge points, EVSEs, connectors, transactions, their
+register samples and statuses, and the `import_batch` row, all in the caller's transaction.
+
+Idempotent by natural keys: a transaction's id is derived from the source's own session id, rows
+go in with ON CONFLICT DO NOTHING, and meter values and statuses are written only for the
+transactions this run inserted, so re-importing a file changes nothing. Sites and charge points
+that already exist are left as they are (an operator may have edited them); new ones are written
+with the collector's own registration SQL (`ingest.registry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+import psycopg
+
+from ingest.importers.common import (
+    OCPP_VERSION,
+    TXK,
+    Parsed,
+    meter_frame,
+    status_frame,
+)
+from ingest.registry import CHARGE_POINT_SQL, SITE_SQL
+from ingest.store import KINDS, TX_COLUMNS
+
+COPY_CHUNK = 50_000
+TX_IMPORT_COLUMNS = (*TX_COLUMNS, "source", "import_batch_id")
+
+Progress = Callable[[int, int], None]  # (rows just written, rows to write in all so far known)
+
+
+@dataclass
+class LoadResult:
+    batch_id: int
+    new_batch: bool
+    sessions_new: int
+    sessions_present: int
+    energy_wh_new: float
+    sites_new: int
+    charge_points_new: int
+    meter_rows: int
+    status_rows: int
+
+
+def ensure_partitions(conn: psycopg.Connection, sessions: pl.DataFrame) -> None:
+    """Monthly partitions (native storage) for the months the sessions touch, committed first
+    as the collector's writer does; a no-op under TimescaleDB."""
+    if sessions.is_empty():
+        return
+    lo, hi = sessions["start_ts"].min(), sessions["stop_ts"].max()
+    for table in ("meter_value", "status_event"):
+        conn.execute("SELECT chargeops_ensure_partitions(%s, %s, %s)", (table, lo, hi))
+    conn.commit()
+
+
+def _copy(
+    conn: psycopg.Connection,
+    table: str,
+    df: pl.DataFrame,
+    returning: str = "",
+    progress: Progress | None = None,
+) -> list[tuple]:
+    """COPY `df` into a staging table and INSERT ... ON CONFLICT DO NOTHING into `table`, chunk
+    by chunk (so the progress bar follows the inserts); the RETURNING rows, or [(rows added,)]."""
+    stage = f"_import_{table}"
+    cols = ", ".join(df.columns)
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    out: list[tuple] = []
+    added = 0
+    with conn.cursor() as cur:
+        for chunk in df.iter_slices(COPY_CHUNK):
+            cur.execute(f"TRUNCATE {stage}")
+            data = chunk.write_csv(
+                include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.6f%:z", null_value=""
+            )
+            with cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(data)
+            cur.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
+                + (f" RETURNING {returning}" if returning else "")
+            )
+            if returning:
+                out += cur.fetchall()
+            added += cur.rowcount
+            if progress:
+                progress(chunk.height, 0)
+    return out if returning else [(added,)]
+
+
+def _batch(
+    conn: psycopg.Connection, fmt: str, file_name: str, sha256: str, site: str, parsed: Parsed
+) -> tuple[int, bool]:
+    row = conn.execute(
+        """INSERT INTO import_batch (format, file_name, file_sha256, site_override, rows_read,
+               rows_imported, rows_skipped, energy_wh)
+           VALUES (%s, %s, %s, %s, %s, 0, %s, 0)
+           ON CONFLICT (file_sha256, format, site_override) DO NOTHING
+           RETURNING import_batch_id""",
+        (fmt, file_name, sha256, site, parsed.rows_read, len(parsed.errors) + parsed.duplicates),
+    ).fetchone()
+    if row is not None:
+        return row[0], True
+    found = conn.execute(
+        """SELECT import_batch_id FROM import_batch
+           WHERE file_sha256 = %s AND format = %s AND site_override = %s""",
+        (sha256, fmt, site),
+    ).fetchone()
+    assert found is not None
+    return found[0], False
+
+
+def _existing(conn: psycopg.Connection, table: str, key: str, ids: list[str]) -> set[str]:
+    rows = conn.execute(f"SELECT {key} FROM {table} WHERE {key} = ANY(%s)", (ids,)).fetchall()
+    return {r[0] for r in rows}
+
+
+def _sites(conn: psycopg.Connection, sessions: pl.DataFrame) -> int:
+    sites = sessions.sort("line").unique("site_id", keep="first", maintain_order=True)
+    have = _existing(conn, "site", "site_id", sites["site_id"].to_list())
+    new = sites.filter(~pl.col("site_id").is_in(list(have)))
+    for r in new.iter_rows(named=True):
+        conn.execute(
+            SITE_SQL,
+            (r["site_id"], r["site_name"], None, r["site_timezone"], r["site_country"], None, None),
+        )
+    return new.height
+
+
+def _charge_points(conn: psycopg.Connection, sessions: pl.DataFrame, fmt: str, batch: int) -> int:
+    cps = (
+        sessions.sort("line")
+        .group_by("charge_point_id", maintain_order=True)
+        .agg(pl.all().first(), first_start=pl.col("start_ts").min())
+    )
+    have = _existing(conn, "charge_point", "charge_point_id", cps["charge_point_id"].to_list())
+    new = cps.filter(~pl.col("charge_point_id").is_in(list(have)))
+    for r in new.iter_rows(named=True):
+        conn.execute(
+            CHARGE_POINT_SQL,
+            (r["charge_point_id"], r["site_id"], None, r["vendor"], r["model"],
+             r["serial_number"], None, None, r["current_type"], None, r["first_start"]),
+        )  # fmt: skip
+    if new.height:
+        conn.execute(
+            "UPDATE charge_point SET source = %s, import_batch_id = %s "
+            "WHERE charge_point_id = ANY(%s)",
+            (fmt, batch, new["charge_point_id"].to_list()),
+        )
+    old = cps.filter(pl.col("charge_point_id").is_in(list(have)))
+    with conn.cursor() as cur:  # history before a known charge point's registration extends it
+        cur.executemany(
+            "UPDATE charge_point SET registered_at = least(registered_at, %s) "
+            "WHERE charge_point_id = %s",
+            [(r["first_start"], r["charge_point_id"]) for r in old.iter_rows(named=True)],
+        )
+    return new.height
+
+
+def _connectors(conn: psycopg.Connection, sessions: pl.DataFrame) -> None:
+    ports = sessions.sort("line").unique(
+        ["charge_point_id", "evse_id", "connector_id"], keep="first", maintain_order=True
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            KINDS["evse"].sql, ports.select("charge_point_id", "evse_id").unique().rows()
+        )
+        cur.executemany(
+            KINDS["connector"].sql,
+            ports.select("charge_point_id", "evse_id", "connector_id").rows(),
+        )
+        cur.executemany(
+            """UPDATE connector SET connector_type = %s
+               WHERE charge_point_id = %s AND evse_id = %s AND connector_id = %s
+                 AND connector_type IS NULL""",
+            ports.filter(pl.col("connector_type").is_not_null())
+            .select("connector_type", "charge_point_id", "evse_id", "connector_id")
+            .rows(),
+        )
+
+
+def transactions_frame(sessions: pl.DataFrame, fmt: str, batch: int) -> pl.DataFrame:
+    """transaction rows: meter_start 0 Wh, meter_stop the session's energy."""
+    return sessions.select(
+        "charge_point_id",
+        "transaction_id",
+        ocpp_version=pl.lit(OCPP_VERSION),
+        evse_id="evse_id",
+        connector_id="connector_id",
+        id_token="id_token",
+        id_token_type=pl.lit(None, dtype=pl.String),
+        start_ts="start_ts",
+        meter_start_wh=pl.lit(0.0),
+        stop_ts="stop_ts",
+        meter_stop_wh="energy_wh",
+        stop_reason="stop_reason",
+        reservation_id=pl.lit(None, dtype=pl.Int32),
+        remote_start_id=pl.lit(None, dtype=pl.Int32),
+        charging_state=pl.lit(None, dtype=pl.String),
+        last_seq_no=pl.lit(None, dtype=pl.Int32),
+        offline_seen=pl.lit(False),
+        source=pl.lit(fmt),
+        import_batch_id=pl.lit(batch, dtype=pl.Int64),
+    ).select(TX_IMPORT_COLUMNS)
+
+
+def load(
+    conn: psycopg.Connection,
+    parsed: Parsed,
+    *,
+    fmt: str,
+    file_name: str,
+    sha256: str,
+    site: str | None = None,
+    progress: Progress | None = None,
+) -> LoadResult:
+    """Write `parsed.sessions` in the caller's transaction (see the module docstring).
+
+    `site`: every session goes to this site; it is created (from the file's first site's name,
+    zone and country) when it does not exist, and left as it is when it does."""
+    batch, new_batch = _batch(conn, fmt, file_name, sha256, site or "", parsed)
+    sessions = parsed.sessions
+    if site:
+        sessions = sessions.with_columns(site_id=pl.lit(site))
+    if sessions.is_empty():
+        return LoadResult(batch, new_batch, 0, 0, 0.0, 0, 0, 0, 0)
+    sites_new = _sites(conn, sessions)
+    cps_new = _charge_points(conn, sessions, fmt, batch)
+    _connectors(conn, sessions)
+    if progress:
+        progress(0, sessions.height)
+    inserted = _copy(
+        conn,
+        "transaction",
+        transactions_frame(sessions, fmt, batch),
+        returning="charge_point_id, transaction_id",
+        progress=progress,
+    )
+    keys = pl.DataFrame(
+        inserted, schema={"charge_point_id": pl.String, "transaction_id": pl.String}, orient="row"
+    )
+    new = sessions.join(keys, on=TXK, how="semi")
+    now = datetime.now(UTC)
+    meter = meter_frame(new, now)
+    status = status_frame(new, now)
+    if progress:
+        progress(0, sessions.height + meter.height + status.height)
+    n_meter = _copy(conn, "meter_value", meter, progress=progress)[0][0] if meter.height else 0
+    n_status = _copy(conn, "status_event", status, progress=progress)[0][0] if status.height else 0
+    energy_new = float(new["energy_wh"].sum() or 0.0)
+    if new.height:
+        conn.execute(
+            """UPDATE import_batch SET rows_imported = rows_imported + %s,
+                   energy_wh = energy_wh + %s,
+                   first_start_ts = least(first_start_ts, %s),
+                   last_stop_ts = greatest(last_stop_ts, %s)
+               WHERE import_batch_id = %s""",
+            (new.height, energy_new, new["start_ts"].min(), new["stop_ts"].max(), batch),
+        )
+    return LoadResult(
+        batch_id=batch,
+        new_batch=new_batch,
+        sessions_new=new.height,
+        sessions_present=sessions.height - new.height,
+        energy_wh_new=energy_new,
+        sites_new=sites_new,
+        charge_points_new=cps_new,
+        meter_rows=n_meter,
+        status_rows=n_status,
+    )

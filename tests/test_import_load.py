@@ -1,0 +1,239 @@
+"""`chargeops import` end to end on a real PostgreSQL: the hand-written fixtures through the
+`sessions`, `energy` and utilisation assets (dagster.materialize), idempotency, malformed rows,
+--strict, --dry-run and --site. Expected figures are computed by hand in the comments."""
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from chargeops.cli import main
+from pipelines.assets import ASSETS
+from pipelines.checks import CHECKS
+from pipelines.resources import DatabaseResource
+
+FIXTURES = Path(__file__).parent / "fixtures" / "import"
+TABLES = (
+    "site", "charge_point", "evse", "connector", "transaction", "meter_value", "status_event",
+    "import_batch",
+)  # fmt: skip
+
+
+def T(s: str) -> datetime:
+    return datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def run_import(db, database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run(*argv: str) -> int:
+        return main(["import", *argv])
+
+    return run
+
+
+def _counts(db) -> dict[str, int]:
+    return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def _materialize(url: str, days: list[date], selection: list[str]) -> None:
+    """The assets and their checks, day by day; every check must pass on imported data."""
+    for day in days:
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            partition_key=day.isoformat(),
+            resources={"database": DatabaseResource(url=url)},
+            selection=dg.AssetSelection.assets(*selection),
+            raise_on_error=False,
+        )
+        assert result.success, day
+        evaluations = result.get_asset_check_evaluations()
+        assert evaluations
+        assert [e.check_name for e in evaluations if not e.passed] == [], day
+
+
+def _per_day(db, sql: str, days: list[date]) -> dict[str, tuple]:
+    """Rows of `sql` for these days (analytics tables keep other tests' days)."""
+    return {str(r[0]): tuple(r[1:]) for r in db.execute(sql, (days,)).fetchall()}
+
+
+SESSIONS_BY_DAY = """SELECT day, count(*), round(sum(energy_wh)::numeric, 6)::float8
+                     FROM analytics.sessions WHERE day = ANY(%s) GROUP BY day ORDER BY day"""
+ENERGY_BY_DAY = """SELECT day, round(sum(energy_kwh)::numeric, 6)::float8, sum(sessions)::int
+                   FROM analytics.energy_site_day WHERE day = ANY(%s) GROUP BY day ORDER BY day"""
+
+
+def test_chargepoint_export_through_sessions_and_energy(run_import, db, database_url):
+    assert run_import("chargepoint", str(FIXTURES / "chargepoint_sessions.csv")) == 0
+    days = [date(2024, 3, 10), date(2024, 7, 30), date(2024, 11, 3)]
+    _materialize(database_url, days, ["sessions", "energy"])
+    assert _per_day(db, SESSIONS_BY_DAY, days) == {
+        "2024-03-10": (1, 7000),
+        "2024-07-30": (1, 6249.457),
+        "2024-11-03": (2, 15750),  # 12.5 + 3.25 kWh, both inside the UTC day
+    }
+    assert _per_day(db, ENERGY_BY_DAY, days) == {
+        "2024-03-10": (7, 1),
+        "2024-07-30": (6.249457, 1),
+        "2024-11-03": (15.75, 2),
+    }
+    rows = db.execute(
+        """SELECT start_ts, end_ts, duration_min, charging_end_ts, idle_min, energy_source,
+                  site_id, plug_out_ts
+           FROM analytics.sessions WHERE day = '2024-11-03' ORDER BY start_ts"""
+    ).fetchall()
+    assert rows == [
+        # 23:30 PDT -> 01:30 PST is 180 minutes; charging 2 h, then idle 1 h
+        (T("2024-11-03 06:30"), T("2024-11-03 09:30"), 180.0, T("2024-11-03 08:30"), 60.0,
+         "meter", "palo-alto-400-hamilton-ave", T("2024-11-03 09:30")),
+        (T("2024-11-03 08:15"), T("2024-11-03 09:45"), 90.0, T("2024-11-03 09:00"), 45.0,
+         "meter", "palo-alto-400-hamilton-ave", T("2024-11-03 09:45")),
+    ]  # fmt: skip
+    tx = db.execute(
+        "SELECT DISTINCT source, ocpp_version, import_batch_id IS NOT NULL FROM transaction"
+    ).fetchall()
+    assert tx == [("chargepoint", "import", True)]
+    site = db.execute(
+        "SELECT name, timezone, country FROM site WHERE site_id = 'palo-alto-400-hamilton-ave'"
+    ).fetchone()
+    assert site == ("400 Hamilton Ave, Palo Alto (City of Palo Alto)", "America/Los_Angeles", "US")
+    cp = db.execute(
+        """SELECT site_id, vendor, model, current_type, registered_at, source FROM charge_point
+           WHERE charge_point_id = '000D:6F00:015A:9D76'"""
+    ).fetchone()
+    assert cp == (
+        "palo-alto-400-hamilton-ave", "ChargePoint", "CT4020-HD-GW", "AC",
+        T("2024-03-10 06:00"), "chargepoint",
+    )  # fmt: skip
+    assert db.execute(
+        "SELECT connector_type FROM connector WHERE charge_point_id = '000D:6F00:015A:9D76'"
+    ).fetchall() == [("J1772",), ("J1772",)]
+
+
+def test_acn_sessions_through_sessions_energy_and_utilisation(run_import, db, database_url):
+    assert run_import("acn", str(FIXTURES / "acn_sessions.json")) == 0
+    days = [date(2024, 7, 15), date(2024, 7, 16)]
+    _materialize(database_url, days, ["connector_states", "sessions", "utilisation", "energy"])
+    assert _per_day(db, SESSIONS_BY_DAY, days) == {
+        "2024-07-15": (2, 28000),
+        "2024-07-16": (1, 3300),
+    }
+    # S1 15:00-19:00 20 kWh; S2 22:00-02:00 8 kWh linear (4 before midnight); S3 3.3 kWh
+    assert _per_day(db, ENERGY_BY_DAY, days) == {"2024-07-15": (24, 2), "2024-07-16": (7.3, 1)}
+    s1 = db.execute(
+        """SELECT charging_end_ts, idle_min, plug_out_ts, mean_power_w FROM analytics.sessions
+           WHERE charge_point_id = '2-39-78-362' AND day = '2024-07-15'"""
+    ).fetchone()
+    assert s1 == (T("2024-07-15 19:00"), 360.0, T("2024-07-16 01:00"), 5000.0)
+    # 15 July: charging 15-19 (S1) and 22-24 (S2); S1 suspended (plugged in, done) 19-24
+    util = db.execute(
+        """SELECT site_id, connectors, charging_hours, suspended_hours
+           FROM analytics.utilisation_site_day WHERE day = '2024-07-15'"""
+    ).fetchall()
+    assert util == [("acn-0002", 2, 6.0, 5.0)]
+    hour = db.execute(
+        """SELECT minutes_charging, minutes_suspended FROM analytics.utilisation_hourly
+           WHERE charge_point_id = '2-39-78-362' AND hour_ts = '2024-07-15 19:00+00'"""
+    ).fetchone()
+    assert hour == (0.0, 60.0)
+    # the 15-minute load curve follows the profile: S2 delivers 2 kWh per hour
+    curve = db.execute(
+        """SELECT energy_kwh FROM analytics.load_curve
+           WHERE site_id = 'acn-0002' AND interval_start = '2024-07-15 23:00+00'"""
+    ).fetchone()
+    assert curve == (pytest.approx(0.5),)
+
+
+def test_ocpi_cdrs_periods_through_the_load_curve(run_import, db, database_url):
+    assert run_import("ocpi", str(FIXTURES / "ocpi_cdrs.jsonl")) == 0
+    days = [date(2024, 6, 1), date(2024, 6, 2)]
+    _materialize(database_url, days, ["sessions", "energy"])
+    assert _per_day(db, SESSIONS_BY_DAY, days) == {
+        "2024-06-01": (1, 10000),
+        "2024-06-02": (1, 5500),
+    }
+    # CDR-1: 6 kWh 22-23 h, 4 kWh 23-01 h (2 on each day); CDR-2: 5.5 kWh on 2 June
+    assert _per_day(db, ENERGY_BY_DAY, days) == {"2024-06-01": (8, 1), "2024-06-02": (7.5, 1)}
+    curve = dict(
+        db.execute(
+            """SELECT extract(hour FROM interval_start)::int, sum(energy_kwh)
+               FROM analytics.load_curve WHERE day = '2024-06-01' AND energy_kwh > 0
+               GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+    )
+    assert curve == {22: pytest.approx(6.0), 23: pytest.approx(2.0)}
+    assert db.execute(
+        "SELECT evse_id, connector_id, connector_type FROM connector "
+        "WHERE charge_point_id = 'NL-ABC-E1'"
+    ).fetchall() == [(1, 2, "IEC_62196_T2")]
+
+
+def test_reimport_changes_nothing(run_import, db, capsys):
+    for fmt, name in (("acn", "acn_sessions.json"), ("ocpi", "ocpi_cdrs.jsonl")):
+        assert run_import(fmt, str(FIXTURES / name)) == 0
+    first = _counts(db)
+    capsys.readouterr()
+    for fmt, name in (("acn", "acn_sessions.json"), ("ocpi", "ocpi_cdrs.jsonl")):
+        assert run_import(fmt, str(FIXTURES / name)) == 0
+    out = capsys.readouterr().out
+    assert _counts(db) == first
+    assert first["transaction"] == 5 and first["import_batch"] == 2
+    assert "already imported" in out and "(existing)" in out
+    batches = db.execute(
+        "SELECT format, rows_read, rows_imported, round(energy_wh)::int FROM import_batch ORDER BY 1"
+    ).fetchall()
+    assert batches == [("acn", 3, 3, 31300), ("ocpi", 2, 2, 15500)]
+
+
+def test_malformed_rows_skipped_and_the_rest_imported(run_import, db, capsys):
+    assert run_import("chargepoint", str(FIXTURES / "chargepoint_malformed.csv")) == 1
+    out = capsys.readouterr().out
+    for line in (
+        "line 3: missing field: Start Date",
+        "line 4: bad number: Energy (kWh) 'abc'",
+        "line 5: end before start: 2024-08-02T01:00:00Z .. 2024-08-02T00:00:00Z",
+        "line 6: bad date: Start Date '13/45/2024 25:00'",
+        "line 8: wrong number of fields: 5 fields, the header has 33",
+    ):
+        assert line in out
+    tx = db.execute(
+        "SELECT transaction_id, meter_stop_wh FROM transaction ORDER BY transaction_id"
+    ).fetchall()
+    assert tx == [("cp:1:201", 5000.0), ("cp:2:206", 2500.0)]
+    assert db.execute(
+        "SELECT rows_read, rows_imported, rows_skipped FROM import_batch"
+    ).fetchall() == [(7, 2, 5)]
+
+
+def test_strict_imports_nothing_when_a_row_is_malformed(run_import, db, capsys):
+    assert run_import("acn", str(FIXTURES / "acn_malformed.json"), "--strict") == 1
+    out = capsys.readouterr().out
+    assert "nothing imported" in out and "line 14: bad number: kWhDelivered 'lots'" in out
+    assert all(n == 0 for n in _counts(db).values())
+    # the same file without --strict: the two good sessions
+    assert run_import("acn", str(FIXTURES / "acn_malformed.json")) == 1
+    assert _counts(db)["transaction"] == 2
+
+
+def test_dry_run_writes_nothing(run_import, db, capsys):
+    assert run_import("ocpi", str(FIXTURES / "ocpi_cdrs.jsonl"), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "dry run: nothing written" in out
+    assert "imported" in out and "15.500" in out
+    assert all(n == 0 for n in _counts(db).values())
+
+
+def test_site_option_puts_every_charge_point_at_that_site(run_import, db):
+    db.execute("INSERT INTO site (site_id, name, timezone) VALUES ('HQ', 'Head office', 'UTC')")
+    assert run_import("ocpi", str(FIXTURES / "ocpi_cdrs.jsonl"), "--site", "HQ") == 0
+    assert db.execute("SELECT DISTINCT site_id FROM charge_point").fetchall() == [("HQ",)]
+    assert db.execute("SELECT site_id, name, timezone FROM site").fetchall() == [
+        ("HQ", "Head office", "UTC")  # an existing site is left as it is
+    ]
+    assert run_import("acn", str(FIXTURES / "acn_sessions.json"), "--site", "jpl") == 0
+    assert db.execute("SELECT name, timezone FROM site WHERE site_id = 'jpl'").fetchone() == (
+        "ACN JPL (site 0002)",
+        "America/Los_Angeles",
+    )
