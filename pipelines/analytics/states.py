@@ -103,7 +103,11 @@ def _link_timeline(connection: pl.DataFrame) -> pl.DataFrame:
 
 
 def _silence_timeline(window: RawWindow, timeout_s: float) -> pl.DataFrame:
-    """(charge point, ts, silent): True from last_seen + timeout until the next sign of life."""
+    """(charge point, ts, silent): True from last_seen + timeout until the next sign of life.
+
+    Only for charge points that speak OCPP to us (a connection event in or before the window):
+    imported history (`chargeops import`) has no heartbeat to miss, so its silence between
+    sessions is not an outage."""
     alive = (
         pl.concat(
             [
@@ -118,14 +122,18 @@ def _silence_timeline(window: RawWindow, timeout_s: float) -> pl.DataFrame:
     )
     timeout = pl.duration(microseconds=round(timeout_s * 1e6))
     gaps = alive.filter(pl.col("next_ts").is_null() | (pl.col("next_ts") - pl.col("ts") > timeout))
-    return pl.concat(
-        [
-            gaps.select(CP, (pl.col("ts") + timeout).alias("ts"), silent=pl.lit(True)),
-            gaps.filter(pl.col("next_ts").is_not_null()).select(
-                CP, pl.col("next_ts").alias("ts"), silent=pl.lit(False)
-            ),
-        ]
-    ).sort([CP, "ts"])
+    return (
+        pl.concat(
+            [
+                gaps.select(CP, (pl.col("ts") + timeout).alias("ts"), silent=pl.lit(True)),
+                gaps.filter(pl.col("next_ts").is_not_null()).select(
+                    CP, pl.col("next_ts").alias("ts"), silent=pl.lit(False)
+                ),
+            ]
+        )
+        .join(window.connection.select(CP).unique(), on=CP, how="semi")
+        .sort([CP, "ts"])
+    )
 
 
 def _power_timeline(window: RawWindow) -> pl.DataFrame:
