@@ -1,0 +1,372 @@
+"""Predictive maintenance in Dagster: daily features, a weekly model, daily risk scores.
+
+Thin assets around `models/`: the readers here fill the frames `models.features` documents,
+from the raw tables and the derived ones; the model artifacts live in a `ModelStoreResource`
+folder (default `<CHARGEOPS_DATA_DIR>/models`), one version per training.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+
+from chargeops.settings import ConfigError, Settings
+from models import artifacts
+from models import features as feats
+from models.labels import OUTAGES, label
+from models.score import SCORES, score
+from models.train import TrainConfig, train
+from pipelines.assets import _preview, daily_asset, sessions, uptime, utilisation
+from pipelines.partitions import partition_day
+from pipelines.raw import day_bounds, read_table
+from pipelines.resources import DatabaseResource, ModelStoreResource
+from pipelines.store import replace_partition
+
+GROUP = "maintenance"
+
+
+# -- readers -----------------------------------------------------------------------------------
+
+
+def _lit(ts: datetime) -> str:
+    return f"'{ts.astimezone(UTC).isoformat()}'::timestamptz"
+
+
+def read_inputs(url: str, first: date, last: date) -> feats.FeatureInputs:
+    """Everything the feature builder needs for days [first, last], with LOOKBACK_DAYS of
+    history before `first`."""
+    lo, _ = day_bounds(first - timedelta(days=feats.LOOKBACK_DAYS))
+    _, hi = day_bounds(last)
+    window = f"ts >= {_lit(lo)} AND ts < {_lit(hi)}"
+    return feats.FeatureInputs(
+        connectors=read_table(
+            url,
+            """SELECT c.charge_point_id, c.evse_id, c.connector_id, cp.model, cp.firmware_version,
+                      coalesce(c.max_power_w, cp.max_power_w) AS rated_power_w,
+                      least(c.first_seen_at, cp.registered_at) AS first_seen_at
+               FROM connector c JOIN charge_point cp USING (charge_point_id)
+               WHERE c.connector_id > 0""",
+            feats.CONNECTORS,
+        ),
+        faults=read_table(
+            url,
+            f"""SELECT ts, charge_point_id, evse_id, connector_id, error_code FROM status_event
+                WHERE status = 'Faulted' AND {window}""",
+            feats.FAULTS,
+        ),
+        sessions=read_table(
+            url,
+            f"""SELECT charge_point_id, evse_id, connector_id, start_ts, duration_min, energy_wh,
+                       peak_power_w FROM analytics.sessions
+                WHERE day >= '{lo.date()}' AND day <= '{last}'""",
+            feats.SESSIONS,
+        ),
+        connection=read_table(
+            url,
+            f"""SELECT ts, charge_point_id, event FROM connection_event
+                WHERE event IN ('connect', 'disconnect', 'boot', 'heartbeat') AND {window}""",
+            feats.CONNECTION,
+        ),
+        # BootNotification stores the firmware in charge_point (latest only) and in the boot
+        # event's detail: the history comes from the events, all of them (few rows)
+        firmware=read_table(
+            url,
+            f"""SELECT ts, charge_point_id, detail->>'firmware_version' AS firmware_version
+                FROM connection_event
+                WHERE event = 'boot' AND ts < {_lit(hi)} AND detail ? 'firmware_version'""",
+            feats.FIRMWARE,
+        ),
+        offline=read_table(
+            url,
+            f"""SELECT day, charge_point_id, evse_id, connector_id,
+                       sum(minutes_offline) AS minutes_offline
+                FROM analytics.utilisation_hourly
+                WHERE day >= '{lo.date()}' AND day <= '{last}'
+                GROUP BY 1, 2, 3, 4""",
+            feats.OFFLINE,
+        ),
+    )
+
+
+def read_features(url: str, where: str) -> pl.DataFrame:
+    cols = ", ".join(feats.FEATURES)
+    return read_table(
+        url, f"SELECT {cols} FROM analytics.maintenance_features WHERE {where}", feats.FEATURES
+    )
+
+
+def read_outages(url: str, first: date) -> pl.DataFrame:
+    cols = ", ".join(OUTAGES)
+    return read_table(url, f"SELECT {cols} FROM analytics.outages WHERE day >= '{first}'", OUTAGES)
+
+
+def observed_until(url: str) -> date | None:
+    """The last day whose outages are known (uptime has a row for every port and day)."""
+    df = read_table(url, "SELECT max(day) AS day FROM analytics.uptime_daily", {"day": pl.Date})
+    return df["day"][0] if df.height else None
+
+
+# -- assets ------------------------------------------------------------------------------------
+
+
+@daily_asset(
+    deps=[sessions, utilisation, uptime],
+    group_name=GROUP,
+    description="Per connector and day: faults by error code over 1/7/30 days, failed starts, "
+    "derating (peak power against rated), reconnects, offline minutes, heartbeat gaps, sessions "
+    "and energy, days since the last fault and firmware change, charger model and firmware, age.",
+)
+def maintenance_features(context: dg.AssetExecutionContext, database: DatabaseResource):
+    day = partition_day(context)
+    url = database.resolved_url()
+    df = feats.build_features(read_inputs(url, day, day), day, day)
+    written = replace_partition(url, day, {"maintenance_features": df})
+    return dg.MaterializeResult(
+        metadata={
+            "connectors": written["maintenance_features"],
+            "with_faults_7d": int((df["faults_7d"] > 0).sum()),
+            "failed_starts_7d": int(df["failed_starts_7d"].sum() or 0),
+            "preview": _preview(
+                df.select(
+                    *feats.KEY,
+                    "faults_7d",
+                    "failed_start_rate_7d",
+                    "peak_ratio_7d",
+                    "offline_min_7d",
+                    "model",
+                )  # fmt: skip
+            ),
+        }
+    )
+
+
+class TrainingConfig(dg.Config):
+    window_days: int = 365  # feature days used, counted back from the last labelled one
+    horizon_days: int = 7
+    holdout_days: int = 28
+    top_k: int = 10
+    seed: int = 0
+
+
+def _metrics_table(metrics: dict) -> str:
+    names = list(metrics["model"])
+    lines = ["| metric | model | baseline (faults 7d) |", "|---|---|---|"]
+    for n in names:
+        m, b = metrics["model"][n], metrics["baseline"][n]
+        lines.append(
+            f"| {n} | {'n/a' if m is None else f'{m:.3f}'} | {'n/a' if b is None else f'{b:.3f}'} |"
+        )
+    return "\n".join(lines)
+
+
+@dg.asset(
+    deps=[maintenance_features],
+    group_name=GROUP,
+    kinds={"scikitlearn", "postgres"},
+    description="Weekly: a calibrated gradient-boosting model of 'an outage starts within 7 "
+    "days', trained on the past and compared with the faults-in-the-last-7-days baseline on "
+    "the most recent weeks; saved as a versioned artifact (joblib + JSON card).",
+)
+def maintenance_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    database: DatabaseResource,
+    model_store: ModelStoreResource,
+):
+    url = database.resolved_url()
+    until = observed_until(url)
+    cfg = TrainConfig(
+        horizon_days=config.horizon_days,
+        holdout_days=config.holdout_days,
+        top_k=config.top_k,
+        seed=config.seed,
+    )
+    if until is None:
+        rows = pl.DataFrame(schema=feats.FEATURES)
+    else:
+        first = until - timedelta(days=config.window_days)
+        rows = read_features(url, f"day >= '{first}' AND day <= '{until}'")
+    first_day = rows["day"].min() if rows.height else None
+    last_day = rows["day"].max() if rows.height else None
+    labelled = (
+        label(rows, read_outages(url, first_day), until, cfg.horizon_days)
+        if rows.height
+        else rows.with_columns(
+            pl.lit(None, pl.Int8).alias("label"), pl.lit(False).alias("down_at_end")
+        )
+    )
+    result = train(labelled, cfg)
+    card = artifacts.build_card(result, cfg, first_day, last_day)
+    folder = artifacts.save(result.model, card, model_store.path())
+    for note in result.notes:
+        context.log.warning(note)
+    m, b = result.metrics["model"], result.metrics["baseline"]
+    k = f"precision_at_{cfg.top_k}"
+    floats = {
+        f"{who}_{name}": dg.MetadataValue.float(v)
+        for who, d in (("model", m), ("baseline", b))
+        for name, v in d.items()
+        if v is not None
+    }
+    return dg.MaterializeResult(
+        metadata={
+            "version": folder.name,
+            "path": dg.MetadataValue.path(str(folder)),
+            "metrics": dg.MetadataValue.md(_metrics_table(result.metrics)),
+            **floats,
+            "beats_baseline": str(card["beats_baseline"]),
+            "top_k": cfg.top_k,
+            "precision_metric": k,
+            "counts": dg.MetadataValue.json(result.counts),
+            "split": dg.MetadataValue.json(card["split"]),
+            "importance": dg.MetadataValue.json(result.importance),
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "_none_"),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=maintenance_model,
+    description="The latest model beats the baseline (faults in the last 7 days) on PR-AUC on "
+    "the same time-based holdout. A warning: too little history or a weak week should not stop "
+    "the scores, but someone should look.",
+)
+def maintenance_model_beats_baseline(model_store: ModelStoreResource) -> dg.AssetCheckResult:
+    card = artifacts.load_card(model_store.path())
+    if card is None:
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"reason": "no model trained yet"},
+        )
+    m, b = card["metrics"]["model"], card["metrics"]["baseline"]
+    passed = card["beats_baseline"] is True
+    reason = "not evaluated: " + "; ".join(card["notes"]) if card["beats_baseline"] is None else ""
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "version": card["version"],
+            "model_pr_auc": m.get("pr_auc"),
+            "baseline_pr_auc": b.get("pr_auc"),
+            "model_roc_auc": m.get("roc_auc"),
+            "baseline_roc_auc": b.get("roc_auc"),
+            "reason": reason or ("beats the baseline" if passed else "does not beat the baseline"),
+        },
+    )
+
+
+@daily_asset(
+    deps=[maintenance_features, maintenance_model],
+    group_name=GROUP,
+    description="Risk per connector of an outage within 7 days from the latest model, with the "
+    "features that raise it most; connectors without history get their charger model's prior. "
+    "The at-risk list is the view analytics.maintenance_at_risk (CLI: chargeops maintenance top).",
+)
+def maintenance_scores(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    model_store: ModelStoreResource,
+):
+    day = partition_day(context)
+    url = database.resolved_url()
+    model = artifacts.load(model_store.path())
+    if model is None:
+        context.log.warning("no maintenance model yet: materialise maintenance_model first")
+        replace_partition(url, day, {"maintenance_scores": pl.DataFrame(schema=SCORES)})
+        return dg.MaterializeResult(metadata={"scored": 0, "status": "no model trained yet"})
+    df = score(model, read_features(url, f"day = '{day}'"), top_k=model.card["config"]["top_k"])
+    written = replace_partition(url, day, {"maintenance_scores": df})
+    at_risk = df.filter("at_risk")
+    return dg.MaterializeResult(
+        metadata={
+            "scored": written["maintenance_scores"],
+            "at_risk": at_risk.height,
+            "scored_by_prior": int((df["score_source"] == "prior").sum()),
+            "model_version": model.version,
+            "mean_risk": round(float(df["risk"].mean() or 0), 4),
+            "at_risk_list": _preview(
+                at_risk.select("rank", *feats.KEY, "risk", "top_features"), 20
+            ),
+        }
+    )
+
+
+ASSETS = [maintenance_features, maintenance_model, maintenance_scores]
+CHECKS = [maintenance_model_beats_baseline]
+
+maintenance_weekly_job = dg.define_asset_job(
+    "maintenance_weekly", selection=dg.AssetSelection.assets(maintenance_model)
+)
+maintenance_daily_job = dg.define_asset_job(
+    "maintenance_daily",
+    selection=dg.AssetSelection.assets(maintenance_features, maintenance_scores),
+)
+
+
+@dg.schedule(job=maintenance_weekly_job, cron_schedule="0 2 * * 1", execution_timezone="UTC")
+def maintenance_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Mondays 02:00 UTC: retrain on everything up to the last complete day."""
+    week = context.scheduled_execution_time.astimezone(UTC).date().isoformat()
+    return dg.RunRequest(run_key=f"maintenance-{week}")
+
+
+@dg.schedule(job=maintenance_daily_job, cron_schedule="30 1 * * *", execution_timezone="UTC")
+def maintenance_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """01:30 UTC, after the analytics of the day that ended: its features and scores."""
+    day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
+    return dg.RunRequest(run_key=f"maintenance-{day}", partition_key=day.isoformat())
+
+
+SCHEDULES = [maintenance_weekly, maintenance_daily]
+JOBS = [maintenance_weekly_job, maintenance_daily_job]
+
+
+# -- the demo's stage and the CLI --------------------------------------------------------------
+
+
+def _short(top_features: str | None) -> str:
+    import json
+
+    items = json.loads(top_features) if top_features else []
+    return ", ".join(f"{i['feature']}={i['value']} (+{i['contribution']:.2f})" for i in items)
+
+
+def cli_top(args, settings: Settings) -> int:
+    """`chargeops maintenance top --n 20 [--day D]`: the riskiest connectors of a scored day."""
+    from chargeops.db import connect, resolve_database_url
+
+    n = args.n
+    if n is None or n < 1:
+        raise ConfigError(f"--n must be a positive whole number, got {n}")
+    day = None
+    if args.day:
+        try:
+            day = date.fromisoformat(args.day)
+        except ValueError:
+            raise ConfigError(f"--day {args.day!r} is not an ISO date such as 2024-05-14") from None
+    with connect(resolve_database_url(settings)) as conn:
+        if day is None:
+            day = conn.execute("SELECT max(day) FROM analytics.maintenance_scores").fetchone()[0]
+        rows = conn.execute(
+            """SELECT rank, charge_point_id, evse_id, connector_id, coalesce(model, ''), risk,
+                      score_source, at_risk, top_features::text
+               FROM analytics.maintenance_scores WHERE day = %s ORDER BY rank LIMIT %s""",
+            (day, n),
+        ).fetchall()
+    if not rows:
+        where = f" for {day}" if day else ""
+        print(
+            f"no maintenance scores{where} yet: materialise maintenance_features, "
+            "maintenance_model and maintenance_scores (the demo does)"
+        )
+        return 1
+    print(f"connectors most at risk of an outage within 7 days, scored for {day}")
+    print(f"{'#':>3} {'charge point':18} {'evse':>4} {'conn':>4} {'model':16} {'risk':>6} "
+          f"{'source':6} {'at risk':7} top features")  # fmt: skip
+    for rank, cp, evse, conn_id, model, risk, source, at_risk, top in rows:
+        print(
+            f"{rank:>3} {cp:18} {evse:>4} {conn_id:>4} {model[:16]:16} {risk:6.3f} {source:6} "
+            f"{'yes' if at_risk else 'no':7} {_short(top)}"
+        )
+    return 0
