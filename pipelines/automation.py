@@ -35,7 +35,9 @@ uk_job = dg.define_asset_job(
 )
 
 # Stripe every hour; the previous quarter's and year's files shortly after each ends
-stripe_hourly = dg.ScheduleDefinition(job=stripe_job, cron_schedule="15 * * * *")
+stripe_hourly = dg.ScheduleDefinition(
+    name="stripe_hourly", job=stripe_job, cron_schedule="15 * * * *"
+)
 quarterly_reports = dg.build_schedule_from_partitioned_job(evchart_job)
 uk_yearly = dg.build_schedule_from_partitioned_job(uk_job)
 

@@ -1,15 +1,20 @@
 """The Dagster code location (`[tool.dagster] module_name`): every asset with its checks, the
-resources (database, Stripe, reports folder), the jobs, schedules and the late-data sensor."""
+resources (database, Stripe, reports folder, model store), the jobs, schedules and the late-data sensor."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipelines import automation, emissions_asset, evchart_asset, report_assets
+from pipelines import automation, emissions_asset, evchart_asset, maintenance, report_assets
 from pipelines.assets import ASSETS
 from pipelines.checks import CHECKS
 from pipelines.payments import ingest_asset, reconciliation_asset
-from pipelines.resources import DatabaseResource, ReportsResource, StripeResource
+from pipelines.resources import (
+    DatabaseResource,
+    ModelStoreResource,
+    ReportsResource,
+    StripeResource,
+)
 
 ALL_ASSETS = [
     *ASSETS,
@@ -18,6 +23,7 @@ ALL_ASSETS = [
     *reconciliation_asset.ASSETS,
     *evchart_asset.ASSETS,
     *report_assets.ASSETS,
+    *maintenance.ASSETS,
 ]
 ALL_CHECKS = [
     *CHECKS,
@@ -25,6 +31,7 @@ ALL_CHECKS = [
     *reconciliation_asset.CHECKS,
     *evchart_asset.CHECKS,
     *report_assets.CHECKS,
+    *maintenance.CHECKS,
 ]
 
 defs = dg.Definitions(
@@ -36,6 +43,7 @@ defs = dg.Definitions(
         automation.reconciliation_job,
         automation.evchart_job,
         automation.uk_job,
+        *maintenance.JOBS,
     ],
     schedules=[
         automation.previous_day,
@@ -43,11 +51,13 @@ defs = dg.Definitions(
         automation.reconcile_recent_days,
         automation.quarterly_reports,
         automation.uk_yearly,
+        *maintenance.SCHEDULES,
     ],
     sensors=[automation.late_data],
     resources={
         "database": DatabaseResource(),
         "stripe": StripeResource(),
         "reports": ReportsResource(),
+        "model_store": ModelStoreResource(),
     },
 )

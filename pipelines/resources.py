@@ -67,3 +67,12 @@ class StripeResource(dg.ConfigurableResource):
     def client(self):
         """A `stripe.StripeClient` for the configured key, base URL and account."""
         return self.config().client()
+
+
+class ModelStoreResource(dg.ConfigurableResource):
+    """Where model versions are kept; empty means `<CHARGEOPS_DATA_DIR>/models`."""
+
+    directory: str = ""
+
+    def path(self) -> Path:
+        return Path(self.directory) if self.directory else Settings.from_env().data_dir / "models"

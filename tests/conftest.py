@@ -46,9 +46,15 @@ def database_url(server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection]:
-    """A connection to an emptied database."""
+    """A connection to an emptied database: raw tables and every table in schema analytics."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(RAW_TABLES)} CASCADE")
+        derived = [
+            f"analytics.{name}"
+            for (name,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'analytics'"
+            ).fetchall()
+        ]
+        conn.execute(f"TRUNCATE {', '.join([*RAW_TABLES, *derived])} CASCADE")
         yield conn
 
 
