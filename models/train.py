@@ -132,6 +132,19 @@ def make_pipeline(cfg: TrainConfig):
     return Pipeline([("features", pre), ("trees", trees)])
 
 
+def _fill_empty(rows: pl.DataFrame) -> pl.DataFrame:
+    """A numeric feature missing in every training row (a short history: no rated power, no
+    firmware change yet) carries nothing to learn, and scikit-learn's binning fails on a column
+    with no value at all; fitting on 0 instead leaves the trees no split on it, so scoring rows
+    that have the feature are unaffected."""
+    empty = [
+        c
+        for c in NUMERIC_FEATURES
+        if rows.select((pl.col(c).cast(pl.Float64).fill_nan(None).is_null()).all()).item()
+    ]
+    return rows.with_columns(pl.lit(0.0).alias(c) for c in empty) if empty else rows
+
+
 def _fit(rows: pl.DataFrame, cfg: TrainConfig) -> tuple[Any | None, list[str]]:
     """Fit on the earlier days, calibrate on the later ones; None with one class only."""
     from sklearn.calibration import CalibratedClassifierCV
@@ -147,7 +160,7 @@ def _fit(rows: pl.DataFrame, cfg: TrainConfig) -> tuple[Any | None, list[str]]:
     y_fit = fit_rows["label"].to_numpy()
     if len(np.unique(y_fit)) < 2:
         fit_rows, cal_rows, y_fit = rows, rows.clear(), y
-    pipe = make_pipeline(cfg).fit(to_matrix(fit_rows), y_fit)
+    pipe = make_pipeline(cfg).fit(to_matrix(_fill_empty(fit_rows)), y_fit)
     y_cal = cal_rows["label"].to_numpy()
     if cal_rows.height and min(np.bincount(y_cal.astype(int), minlength=2)) >= 5:
         cal = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid")

@@ -399,3 +399,14 @@ def test_dagster_assets_and_cli(db, database_url, tmp_path, monkeypatch, capsys)
         for t in ("maintenance_features", "maintenance_scores")
     }  # fmt: skip
     assert cols == {"maintenance_features": list(FEATURES), "maintenance_scores": list(SCORES)}
+
+
+def test_a_feature_missing_in_every_training_row_is_no_error(fleet):
+    """A short history (the 14-day demo) can leave a numeric feature empty in every row:
+    training still fits, and scoring rows that have the feature works."""
+    h, f, rows, _ = fleet
+    short = rows.filter(pl.col("day") >= h.last_day - timedelta(days=20))
+    blank = short.with_columns(pl.lit(None, dtype=pl.Float64).alias("peak_ratio_30d"))
+    result = train(blank, CFG)
+    scored = score(result.model, f.filter(pl.col("day") == h.last_day - timedelta(days=8)))
+    assert scored.height > 0 and scored["risk"].is_finite().all()
