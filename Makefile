@@ -24,7 +24,7 @@ browser:
 setup: $(STAMP) browser
 
 demo: $(STAMP) browser
-	$(BIN)/chargeops demo
+	$(BIN)/chargeops demo --strict
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
