@@ -122,7 +122,7 @@ def read_floor(url: str, day: date) -> dict:
     import adbc_driver_postgresql.dbapi as adbc
     import polars as pl
 
-    from pipelines.raw import adbc_uri
+    from chargeops.frames import adbc_uri
 
     d0 = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     where = f"ts >= '{d0.isoformat()}' AND ts < '{(d0 + timedelta(days=1)).isoformat()}'"

@@ -352,8 +352,8 @@ def run_maintenance(dagster: DemoDagster, days: list, console: Console) -> dict:
 def run_reports(dagster: DemoDagster, days: list, console: Console) -> dict:
     """EV-ChART files and the compliance report for each quarter the days touch, the UK
     reliability figures for each year."""
+    from chargeops.periods import quarter_key
     from pipelines import evchart_asset, report_assets
-    from pipelines.partitions import quarter_key
 
     quarters = sorted({quarter_key(f"{d.year}Q{(d.month - 1) // 3 + 1}") for d in days})
     years = sorted({f"{d.year}-01-01" for d in days})

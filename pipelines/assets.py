@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
+from chargeops.frames import read_table
 from pipelines.analytics import energy as energy_logic
 from pipelines.analytics import frames
 from pipelines.analytics import peak as peak_logic
@@ -16,7 +17,7 @@ from pipelines.analytics import states as states_logic
 from pipelines.analytics import uptime as uptime_logic
 from pipelines.analytics import utilisation as utilisation_logic
 from pipelines.partitions import daily, partition_day
-from pipelines.raw import REGISTER, read_table, read_window
+from pipelines.raw import REGISTER, read_window
 from pipelines.resources import DatabaseResource
 from pipelines.store import replace_partition, with_day
 

@@ -8,11 +8,12 @@ import dagster as dg
 import great_expectations as gx
 import polars as pl
 
+from chargeops.frames import read_table
 from pipelines import assets
 from pipelines.analytics import frames
 from pipelines.partitions import partition_day
 from pipelines.quality import validate
-from pipelines.raw import day_bounds, read_table
+from pipelines.raw import day_bounds
 from pipelines.resources import DatabaseResource
 
 E = gx.expectations

@@ -8,11 +8,11 @@ import dagster as dg
 import great_expectations as gx
 import polars as pl
 
+from chargeops.frames import read_table
 from pipelines.analytics import frames
 from pipelines.assets import _drop_day, _preview, _read_day, daily_asset
 from pipelines.partitions import partition_day
 from pipelines.quality import validate
-from pipelines.raw import read_table
 from pipelines.resources import DatabaseResource
 from pipelines.store import replace_partition
 from reports import emissions as logic

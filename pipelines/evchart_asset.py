@@ -5,7 +5,8 @@ import json
 
 import dagster as dg
 
-from pipelines.partitions import quarter_label, quarterly
+from chargeops.periods import quarter_label
+from pipelines.partitions import quarterly
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import evchart
 from reports import evchart_rules as R

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from chargeops.frames import read_table
 from chargeops.settings import ConfigError, Settings
 from models import artifacts
 from models import features as feats
@@ -18,7 +19,7 @@ from models.score import SCORES, score
 from models.train import TrainConfig, train
 from pipelines.assets import _preview, daily_asset, sessions, uptime, utilisation
 from pipelines.partitions import partition_day
-from pipelines.raw import day_bounds, read_table
+from pipelines.raw import day_bounds
 from pipelines.resources import DatabaseResource, ModelStoreResource
 from pipelines.store import replace_partition
 

@@ -26,17 +26,3 @@ quarterly = dg.TimeWindowPartitionsDefinition(
 yearly = dg.TimeWindowPartitionsDefinition(
     cron_schedule="0 0 1 1 *", start=START, fmt="%Y-%m-%d", timezone="UTC", end_offset=1
 )
-
-
-def quarter_label(key: str) -> str:
-    """`2026-07-01` -> `2026Q3`."""
-    d = date.fromisoformat(key)
-    return f"{d.year}Q{(d.month - 1) // 3 + 1}"
-
-
-def quarter_key(label: str) -> str:
-    """`2026Q3` -> `2026-07-01`; a clear ValueError otherwise."""
-    text = label.strip().upper()
-    if len(text) != 6 or text[4] != "Q" or not text[:4].isdigit() or text[5] not in "1234":
-        raise ValueError(f"{label!r} is not a calendar quarter such as 2026Q3")
-    return date(int(text[:4]), 3 * (int(text[5]) - 1) + 1, 1).isoformat()

@@ -1,8 +1,6 @@
 """Reading raw rows into polars for one day partition.
 
-The hot path of every asset. Measured on 1.7 million meter rows (bench/analytics.py): ADBC's
-PostgreSQL driver, which hands Arrow batches over directly with proper types, against psycopg's
-`COPY ... TO STDOUT` parsed by polars; ADBC is the faster and is what runs here.
+The hot path of every asset; it reads through `chargeops.frames` (ADBC, see there for why).
 """
 
 from __future__ import annotations
@@ -11,8 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from chargeops.frames import adbc_uri, read_frame
 from pipelines.analytics import frames
 from pipelines.analytics.frames import RawWindow
 
@@ -28,23 +26,6 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 def _lit(ts: datetime) -> str:
     return f"'{ts.astimezone(UTC).isoformat()}'::timestamptz"
-
-
-def adbc_uri(url: str) -> str:
-    """A libpq key=value string for ADBC (it takes what libpq takes)."""
-    return make_conninfo(**conninfo_to_dict(url))
-
-
-def read_frame(conn, sql: str, schema: dict) -> pl.DataFrame:
-    """Run `sql` over an ADBC connection and return a frame cast to the contract schema."""
-    with conn.cursor() as cur:
-        cur.execute(sql)
-        table = cur.fetch_arrow_table()
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    if df.is_empty():
-        return pl.DataFrame(schema=schema)
-    return df.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
 def _cols(schema: dict) -> str:
@@ -154,8 +135,3 @@ def read_window(
         day_start=d0, day_end=d1, transactions=tx, meter=mv, status=st, connection=ce,
         charge_points=cps, connectors=connectors, sites=sites, exclusions=exclusions,
     )  # fmt: skip
-
-
-def read_table(url: str, sql: str, schema: dict) -> pl.DataFrame:
-    with adbc.connect(adbc_uri(url)) as conn:
-        return read_frame(conn, sql, schema)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.partitions import quarter_label, quarterly, yearly
+from chargeops.periods import quarter_label
+from pipelines.partitions import quarterly, yearly
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import compliance, uk_reliability
 

@@ -13,8 +13,6 @@ exclusions; energy delivered; sessions; emissions saved and the method.
 from __future__ import annotations
 
 import argparse
-import calendar
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,8 @@ from pathlib import Path
 import jinja2
 import polars as pl
 
+from chargeops.frames import read_table
+from chargeops.periods import parse_period
 from reports import emissions as em
 from reports import uk_reliability as ukr
 from reports.files import period_dir, write_manifest, write_text
@@ -29,37 +29,6 @@ from reports.files import period_dir, write_manifest, write_text
 NEVI_TARGET_PCT = 97.0
 TEMPLATES = Path(__file__).with_name("templates")
 OUTAGE_ROWS = 50  # the longest outages listed one by one; totals cover all
-
-
-# -- periods --------------------------------------------------------------------------------------
-def parse_period(text: str) -> tuple[str, date, date]:
-    """`2026Q3`, `2026`, `2026-07` or `START..END` (ISO dates, inclusive) -> (label, start, end).
-    A ValueError with one line for anything else."""
-    t = text.strip()
-    try:
-        if m := re.fullmatch(r"(\d{4})[Qq]([1-4])", t):
-            y, q = int(m[1]), int(m[2])
-            start = date(y, 3 * q - 2, 1)
-            end = date(y, 3 * q, calendar.monthrange(y, 3 * q)[1])
-            return f"{y}Q{q}", start, end
-        if re.fullmatch(r"\d{4}", t):
-            y = int(t)
-            return t, date(y, 1, 1), date(y, 12, 31)
-        if m := re.fullmatch(r"(\d{4})-(\d{2})", t):
-            y, mo = int(m[1]), int(m[2])
-            return t, date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1])
-        if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", t):
-            start, end = date.fromisoformat(m[1]), date.fromisoformat(m[2])
-            if end < start:
-                raise ValueError(f"period {text!r} ends before it starts")
-            return f"{start}..{end}", start, end
-    except ValueError as e:
-        if "ends before" in str(e):
-            raise
-        raise ValueError(f"period {text!r}: {e}") from None
-    raise ValueError(
-        f"period {text!r} is not 2026Q3, 2026, 2026-07 or START..END (e.g. 2026-07-01..2026-09-30)"
-    )
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -107,8 +76,6 @@ class ComplianceData:
 
 
 def read(url: str, label: str, start: date, end: date) -> ComplianceData:
-    from pipelines.raw import read_table
-
     between = f"day BETWEEN '{start}' AND '{end}'"
     t0 = datetime.combine(start, datetime.min.time(), UTC)
     t1 = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
@@ -314,12 +281,12 @@ def run(url: str, reports_dir: Path, period: str, *, pdf: bool = True) -> tuple[
     and the template context (its figures)."""
     from reports.browser import html_to_pdf
 
-    label, start, end = parse_period(period)
-    data = read(url, label, start, end)
+    p = parse_period(period)
+    data = read(url, p.label, p.start, p.end)
     ctx = context(data, em.load_factors(), datetime.now(UTC))
-    folder = period_dir(Path(reports_dir), label)
+    folder = period_dir(Path(reports_dir), p.label)
     html = render_html(ctx)
-    stem = f"compliance_{label}"
+    stem = f"compliance_{p.label}"
     paths = [write_text(folder / f"{stem}.html", html)]
     if pdf:
         paths.append(html_to_pdf(paths[0], folder / f"{stem}.pdf"))
@@ -339,7 +306,7 @@ def cli(args: argparse.Namespace, settings) -> int:
     out = Path(args.out) if getattr(args, "out", None) else settings.reports_path
     try:
         paths, ctx = run(resolve_database_url(settings), out, args.period)
-    except BrowserNotFound as e:
+    except (BrowserNotFound, ukr.MissingDetail) as e:
         raise ConfigError(str(e)) from None
     n = ctx["network"]
     print(

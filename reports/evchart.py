@@ -48,6 +48,8 @@ from pathlib import Path
 
 import polars as pl
 
+from chargeops.frames import read_table
+from chargeops.periods import quarter_key, quarter_label
 from reports import evchart_rules as R
 from reports.files import period_dir, write_manifest, write_text
 
@@ -563,8 +565,6 @@ def network_provider(env: dict | None = None) -> str:
 
 def read_inputs(url: str, quarter_start: date) -> Inputs:
     """The analytics rows one quarter's files need (uptime as monthly sums)."""
-    from pipelines.raw import read_table
-
     qs, qe = quarter_bounds(quarter_start)
     ws = _add_months(qs, -11)
     ports = read_table(
@@ -633,8 +633,6 @@ def build(inputs: Inputs, quarter_start: date, provider: str) -> Report:
 
 def produce(url: str, reports_dir: Path, quarter: str) -> tuple[Report, Written]:
     """Read, build, validate and write one quarter (label like `2026Q3`)."""
-    from pipelines.partitions import quarter_key
-
     start = date.fromisoformat(quarter_key(quarter))
     report = build(read_inputs(url, start), start, network_provider())
     written = write_quarter(report.frames, reports_dir, quarter, report.operational)
@@ -647,10 +645,9 @@ def cli(args, settings) -> int:
 
     from chargeops.db import resolve_database_url
     from chargeops.settings import ConfigError
-    from pipelines.partitions import quarter_key
 
     try:
-        label = quarter_key(args.quarter) and args.quarter.strip().upper()
+        label = quarter_label(quarter_key(args.quarter))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     out_dir = Path(args.out) if getattr(args, "out", None) else settings.reports_path

@@ -4,18 +4,21 @@ network average against the 99% of regulation 6.
 
 Method (the README and the compliance report quote it):
 
-- Source: `analytics.uk_reliability_daily` (pipelines/analytics/uptime.py): per rapid charge
-  point and UTC day, inoperative minutes (every connector down: faulted, unavailable or offline)
-  and excluded minutes (an operator exclusion window, or the site closed). Only charge points of
-  sites whose country is GB/UK are reported; the days counted are those the charge point has rows.
+- Source: `analytics.uk_reliability_daily` (pipelines/analytics/uptime.py), which holds every
+  figure this report sums: per rapid charge point and UTC day, inoperative minutes (every
+  connector down: faulted, unavailable or offline), excluded minutes (an operator exclusion
+  window, or the site closed), the site's closed minutes and the offline minutes. Only charge
+  points of sites whose country is GB/UK are reported; the days counted are those the charge
+  point has rows.
 - Accessible minutes = minutes of the day minus the site's closed minutes (operating hours in the
   site's time zone; null hours = 24/7). Counted inoperative minutes = inoperative - excluded; they
   all lie inside accessible hours, because an inoperative minute outside them is always excluded.
 - reliability_pct = 100 * (accessible - counted inoperative) / accessible, from the year's sums.
 - Network average = the arithmetic mean of the per-charge-point percentages (each charge point
   weighs the same, as reg. 6 averages over the network's rapid charge points); it must be >= 99.
-- Offline time counts as inoperative (see STATUS_MAPPING for why); `offline_minutes` and
-  `reliability_if_offline_unknown_pct` show what the figure would be if it counted as UNKNOWN.
+- Offline time counts as inoperative (see STATUS_MAPPING for why); `offline_minutes` (counted
+  inoperative minutes with a connector offline) and `reliability_if_offline_unknown_pct` show what
+  the figure would be if it counted as UNKNOWN.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
+from chargeops.frames import read_table
 from reports.files import period_dir, write_manifest, write_text
 
 UK_TARGET_PCT = 99.0
@@ -35,16 +39,9 @@ UK_COUNTRIES = ("GB", "UK")
 UK_DAILY = {
     "day": pl.Date, "charge_point_id": pl.String, "site_id": pl.String,
     "minutes_in_period": pl.Float64, "inoperative_minutes": pl.Float64,
-    "excluded_minutes": pl.Float64,
+    "excluded_minutes": pl.Float64, "closed_minutes": pl.Float64, "offline_minutes": pl.Float64,
 }  # fmt: skip
-SITES = {
-    "site_id": pl.String, "name": pl.String, "timezone": pl.String, "country": pl.String,
-    "operating_hours": pl.String,
-}  # fmt: skip
-OFFLINE = {  # counted (not excluded) offline outage pieces of connectors
-    "charge_point_id": pl.String, "start_ts": pl.Datetime("us", "UTC"),
-    "end_ts": pl.Datetime("us", "UTC"),
-}  # fmt: skip
+SITES = {"site_id": pl.String, "name": pl.String, "country": pl.String}
 
 # our connector states (pipelines/analytics/states.py) -> OCPI 2.2.1 EVSE status -> the
 # regulation's reading. A charge point is inoperative while every connector is unreliable.
@@ -77,61 +74,21 @@ PER_CP_COLUMNS = [
 ]  # fmt: skip
 
 
-def closed_minutes(sites: pl.DataFrame, days: list[date]) -> pl.DataFrame:
-    """(site_id, day, closed_minutes): minutes of each UTC day each site is closed (sites with
-    null operating hours have none)."""
-    from pipelines.analytics.uptime import as_utc, closed_intervals
-
-    rows = []
-    hours = sites.filter(pl.col("operating_hours").is_not_null())
-    if hours.height:
-        for d in days:
-            ds = as_utc(datetime.combine(d, time()))
-            closed = closed_intervals(hours, ds, ds + timedelta(days=1))
-            for site_id, s, e in closed.iter_rows():
-                rows.append((site_id, d, (e - s) / timedelta(minutes=1)))
-    df = pl.DataFrame(
-        rows, schema={"site_id": pl.String, "day": pl.Date, "m": pl.Float64}, orient="row"
-    )
-    return df.group_by("site_id", "day").agg(closed_minutes=pl.col("m").sum())
+def _uk_sites(sites: pl.DataFrame) -> pl.DataFrame:
+    return sites.filter(pl.col("country").str.to_uppercase().is_in(UK_COUNTRIES))
 
 
-def union_minutes(intervals: pl.DataFrame) -> pl.DataFrame:
-    """(charge_point_id, offline_minutes): length of the union of each charge point's intervals
-    (connectors are offline together; their pieces overlap)."""
-    if intervals.is_empty():
-        return pl.DataFrame(schema={"charge_point_id": pl.String, "offline_minutes": pl.Float64})
-    iv = intervals.sort("charge_point_id", "start_ts").with_columns(
-        reach=pl.col("end_ts").cum_max().shift(1).over("charge_point_id")
-    )
-    groups = iv.with_columns(
-        g=(pl.col("reach").is_null() | (pl.col("start_ts") > pl.col("reach"))).cum_sum()
-    )
-    return (
-        groups.group_by("charge_point_id", "g")
-        .agg(pl.col("start_ts").min(), pl.col("end_ts").max())
-        .group_by("charge_point_id")
-        .agg(
-            offline_minutes=(pl.col("end_ts") - pl.col("start_ts"))
-            .dt.total_microseconds()
-            .sum()
-            .cast(pl.Float64)
-            / 60_000_000
-        )
-    )
+def per_charge_point_rows(uk_daily: pl.DataFrame, sites: pl.DataFrame) -> pl.DataFrame:
+    """The UK_DAILY rows the report counts: those of charge points at UK sites."""
+    return uk_daily.join(_uk_sites(sites).select("site_id"), on="site_id", how="semi")
 
 
-def per_charge_point(
-    uk_daily: pl.DataFrame, sites: pl.DataFrame, closed: pl.DataFrame, offline: pl.DataFrame
-) -> pl.DataFrame:
-    """Per rapid charge point of a UK site: the year's sums and reliability (PER_CP_COLUMNS)."""
-    uk_sites = sites.filter(pl.col("country").str.to_uppercase().is_in(UK_COUNTRIES))
-    daily = (
-        uk_daily.join(uk_sites.select("site_id"), on="site_id", how="semi")
-        .join(closed, on=["site_id", "day"], how="left")
-        .with_columns(
-            accessible=pl.col("minutes_in_period") - pl.col("closed_minutes").fill_null(0.0)
-        )
+def per_charge_point(uk_daily: pl.DataFrame, sites: pl.DataFrame) -> pl.DataFrame:
+    """Per rapid charge point of a UK site: the period's sums and reliability (PER_CP_COLUMNS),
+    from UK_DAILY rows (analytics.uk_reliability_daily)."""
+    uk_sites = _uk_sites(sites)
+    daily = per_charge_point_rows(uk_daily, sites).with_columns(
+        accessible=pl.col("minutes_in_period") - pl.col("closed_minutes")
     )
     pct = 100.0 * (pl.col("accessible_minutes") - pl.col("counted_inoperative_minutes"))
     alt = 100.0 * (
@@ -148,14 +105,10 @@ def per_charge_point(
             accessible_minutes=pl.col("accessible").sum(),
             inoperative_minutes=pl.col("inoperative_minutes").sum(),
             excluded_minutes=pl.col("excluded_minutes").sum(),
+            offline_minutes=pl.col("offline_minutes").sum(),
         )
         .with_columns(
             counted_inoperative_minutes=pl.col("inoperative_minutes") - pl.col("excluded_minutes")
-        )
-        .join(union_minutes(offline), on="charge_point_id", how="left")
-        .with_columns(pl.col("offline_minutes").fill_null(0.0))
-        .with_columns(
-            pl.col("offline_minutes").clip(upper_bound=pl.col("counted_inoperative_minutes"))
         )
         .with_columns(
             reliability_pct=pl.when(pl.col("accessible_minutes") > 0).then(
@@ -198,10 +151,23 @@ class UkReliability:
     network: dict
 
 
+class MissingDetail(Exception):
+    """uk_reliability_daily rows written before migration 010 (no closed/offline minutes)."""
+
+
+def _check_detail(rows: pl.DataFrame) -> None:
+    stale = rows.filter(pl.col("closed_minutes").is_null() | pl.col("offline_minutes").is_null())
+    if stale.height:
+        days = stale["day"]
+        raise MissingDetail(
+            f"analytics.uk_reliability_daily has {stale.height} rows of UK charge points between "
+            f"{days.min()} and {days.max()} written before closed/offline minutes were recorded "
+            "(migration 010): materialise the `uptime` asset again for those days"
+        )
+
+
 def read(url: str, start: date, end: date) -> UkReliability:
     """The report for the UTC days start..end (inclusive) from the analytics tables."""
-    from pipelines.raw import read_table
-
     cols = ", ".join(UK_DAILY)
     uk_daily = read_table(
         url,
@@ -209,23 +175,9 @@ def read(url: str, start: date, end: date) -> UkReliability:
         f"WHERE day BETWEEN '{start}' AND '{end}'",
         UK_DAILY,
     )
-    sites = read_table(
-        url,
-        "SELECT site_id, name, timezone, country, operating_hours::text AS operating_hours "
-        "FROM site",
-        SITES,
-    )
-    offline = read_table(
-        url,
-        f"""SELECT o.charge_point_id, o.start_ts, o.end_ts FROM analytics.outages o
-            JOIN (SELECT DISTINCT charge_point_id FROM analytics.uk_reliability_daily
-                  WHERE day BETWEEN '{start}' AND '{end}') r USING (charge_point_id)
-            WHERE o.day BETWEEN '{start}' AND '{end}' AND o.cause = 'offline'
-              AND NOT o.excluded""",
-        OFFLINE,
-    )
-    days = sorted(set(uk_daily["day"].to_list()))
-    per_cp = per_charge_point(uk_daily, sites, closed_minutes(sites, days), offline)
+    sites = read_table(url, "SELECT site_id, name, country FROM site", SITES)
+    _check_detail(per_charge_point_rows(uk_daily, sites))
+    per_cp = per_charge_point(uk_daily, sites)
     return UkReliability(start, end, per_cp, network(per_cp))
 
 
@@ -271,7 +223,10 @@ def cli(args: argparse.Namespace, settings) -> int:
     if not 2000 <= year <= 2100:
         raise ConfigError(f"--year {year}: use a calendar year such as 2026")
     out = Path(args.out) if getattr(args, "out", None) else settings.reports_path
-    paths, report = run(resolve_database_url(settings), out, year)
+    try:
+        paths, report = run(resolve_database_url(settings), out, year)
+    except MissingDetail as e:
+        raise ConfigError(str(e)) from None
     avg = report.network["network_average_pct"]
     figure = "no rapid UK charge points" if avg is None else f"network average {avg:.2f}%"
     verdict = "" if avg is None else (" (meets 99%)" if avg >= UK_TARGET_PCT else " (BELOW 99%)")

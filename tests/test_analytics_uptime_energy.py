@@ -267,6 +267,39 @@ def test_uk_rapid_charge_point_operational_while_one_connector_is_up() -> None:
                      "excluded_minutes").rows() == [("R1", 1440.0, 90.0, 15.0),
                                                     ("R2", 1440.0, 0.0, 0.0)]  # fmt: skip
     assert uk["reliability_pct"].to_list() == [100 * (1440 - 75) / 1440, 100.0]
+    # offline: connector 2 offline 11:00-11:30 while connector 1 is faulted; 11:15-11:30 is
+    # excluded (maintenance), so 15 counted minutes. S1 is open 24/7: nothing closed.
+    assert uk.select("offline_minutes", "closed_minutes").rows() == [(15.0, 0.0), (0.0, 0.0)]
+
+
+def test_uk_closed_and_offline_minutes_for_the_report() -> None:
+    d = DAY  # a Wednesday; the UTC site is open 08:00-20:00: closed 8 + 4 h = 720 min
+    w = raw_window(
+        d,
+        sites=[site("GB1", hours='{"wed": ["08:00", "20:00"]}', country="GB")],
+        charge_points=[cp("R", "GB1", 150_000.0)],
+        connectors=[conn("R", 1), conn("R", 2)],
+        exclusions=[excl("R", ts(d, 15), ts(d, 15, 30), "vehicle_fault", evse=2, connector=1)],
+    )
+    st = states(
+        # both offline 07:00-09:00; connector 1 offline alone 12:00-12:30 (connector 2 works);
+        # 15:00-15:30 connector 1 faulted while connector 2 is offline under its own exclusion
+        timeline("R", 1, 1, [(ts(d, 0), "available"), (ts(d, 7), "offline"),
+                             (ts(d, 9), "available"), (ts(d, 12), "offline"),
+                             (ts(d, 12, 30), "available"), (ts(d, 15), "faulted"),
+                             (ts(d, 15, 30), "available")], ts(d, 24)),
+        timeline("R", 2, 1, [(ts(d, 0), "available"), (ts(d, 7), "offline"),
+                             (ts(d, 9), "available"), (ts(d, 15), "offline"),
+                             (ts(d, 15, 30), "available")], ts(d, 24)),
+    )  # fmt: skip
+    uk = uk_reliability_daily(st, w)
+    # inoperative 07:00-09:00 (120) + 15:00-15:30 (30) = 150; excluded 07:00-08:00 (closed) = 60.
+    # offline: 08:00-09:00 (counted, both offline) + 15:00-15:30 (counted through connector 1,
+    # connector 2 offline) = 90; 07:00-08:00 is excluded and 12:00-12:30 is not inoperative.
+    assert uk.select("inoperative_minutes", "excluded_minutes", "closed_minutes",
+                     "offline_minutes").rows() == [(150.0, 60.0, 720.0, 90.0)]  # fmt: skip
+    # only accessible hours count: 100 * ((1440 - 720) - (150 - 60)) / (1440 - 720) = 87.5
+    assert uk["reliability_pct"].to_list() == [87.5]
 
 
 def test_uptime_quarter_rollup_is_recomputed_from_sums() -> None:

@@ -10,6 +10,7 @@ import pypdf
 import pytest
 
 from chargeops.cli import main
+from chargeops.periods import Period, parse_period, quarter_key, quarter_label
 from pipelines.report_assets import compliance_files_in_manifest, compliance_report
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import compliance
@@ -42,8 +43,9 @@ def scenario(db):
         if cp == "CP-X":
             db.execute(
                 """INSERT INTO analytics.uk_reliability_daily (day, charge_point_id, site_id,
-                       minutes_in_period, inoperative_minutes, excluded_minutes, reliability_pct)
-                   VALUES (%s, 'CP-X', 'GB-EVIL', 1440, %s, 0, 0)""",
+                       minutes_in_period, inoperative_minutes, excluded_minutes, reliability_pct,
+                       closed_minutes, offline_minutes)
+                   VALUES (%s, 'CP-X', 'GB-EVIL', 1440, %s, 0, 0, 0, 0)""",
                 (day, out),
             )
     db.execute(
@@ -136,6 +138,30 @@ def test_bad_period_exits_2(period, capsys):
 
 
 def test_periods_parse():
-    assert compliance.parse_period("2026q3") == ("2026Q3", date(2026, 7, 1), date(2026, 9, 30))
-    assert compliance.parse_period("2024") == ("2024", date(2024, 1, 1), date(2024, 12, 31))
-    assert compliance.parse_period("2024-02") == ("2024-02", date(2024, 2, 1), date(2024, 2, 29))
+    assert parse_period("2026q3") == Period(
+        "2026Q3", date(2026, 7, 1), date(2026, 9, 30), "quarter"
+    )
+    assert parse_period("2024") == Period("2024", date(2024, 1, 1), date(2024, 12, 31), "year")
+    assert parse_period(" 2024-02") == Period(
+        "2024-02", date(2024, 2, 1), date(2024, 2, 29), "month"
+    )
+    assert parse_period("2025-07-01..2025-07-02") == Period(
+        "2025-07-01..2025-07-02", date(2025, 7, 1), date(2025, 7, 2), "range"
+    )
+    with pytest.raises(ValueError, match="ends before it starts"):
+        parse_period("2025-07-02..2025-07-01")
+    with pytest.raises(ValueError, match="2026Q3, 2026, 2026-07 or START..END"):
+        parse_period("July")
+
+
+def test_quarter_keys_and_labels_share_the_parser():
+    # the quarterly partition key (first day) and the report label round-trip
+    assert quarter_key(" 2026q3 ") == "2026-07-01"
+    assert quarter_label("2026-07-01") == "2026Q3"
+    assert quarter_label("2024-12-31") == "2024Q4"
+    assert [quarter_label(quarter_key(f"2025Q{q}")) for q in range(1, 5)] == [
+        "2025Q1", "2025Q2", "2025Q3", "2025Q4",
+    ]  # fmt: skip
+    for bad in ("2025Q5", "2025", "2025-07", "Q3"):
+        with pytest.raises(ValueError, match="not a calendar quarter such as 2026Q3"):
+            quarter_key(bad)

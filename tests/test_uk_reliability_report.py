@@ -1,58 +1,150 @@
-"""The UK reliability report on crafted uk_reliability_daily / outages rows in a real PostgreSQL:
+"""The UK reliability report on uk_reliability_daily rows built by the real analytics logic
+(pipelines.analytics.uptime over hand-made connector states) and stored in a real PostgreSQL:
 per charge point and network figures hand-computed, closed hours not counted, offline shown
 apart, files and manifest written by the library, the CLI and the Dagster asset."""
 
 import csv
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import polars as pl
+import psycopg
 import pytest
 
 from chargeops.cli import main
+from pipelines.analytics import frames as F
+from pipelines.analytics.uptime import uk_reliability_daily
 from pipelines.report_assets import uk_reliability_files_in_manifest, uk_reliability_report
 from pipelines.resources import DatabaseResource, ReportsResource
+from pipelines.store import replace_partition
 from reports import uk_reliability as ukr
 
 D1, D2 = date(2025, 1, 6), date(2025, 1, 7)  # Monday, Tuesday; London on GMT (= UTC)
 OPEN_8_20 = '{"mon": ["08:00", "20:00"], "tue": ["08:00", "20:00"]}'
+SITES = [  # site_id, name, timezone, country, operating hours
+    ("GB-A", "Always open", "Europe/London", "GB", None),
+    ("GB-B", "Open 08-20", "Europe/London", "GB", OPEN_8_20),
+    ("US-X", "Not in the UK", "America/New_York", "US", None),
+]
+CHARGE_POINTS = {"CP1": ("GB-A", 2), "CP2": ("GB-B", 1), "CP3": ("US-X", 1)}  # all 150 kW
+
+
+def at(day: date, hhmm: str) -> datetime:
+    h, m = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=h, minutes=m)
+
+
+def states(day: date, timelines: dict[tuple[str, int], list[tuple[str, str]]]) -> pl.DataFrame:
+    """STATES rows: per (charge point, evse) the (from hh:mm, state) changes; the first state
+    holds from 00:00, each until the next change, the last until midnight."""
+    rows = []
+    for (cp, evse), changes in timelines.items():
+        changes = [("00:00", "available"), *changes]
+        ends = [t for t, _ in changes[1:]] + ["24:00"]
+        for (start, state), end in zip(changes, ends, strict=True):
+            rows.append({"charge_point_id": cp, "evse_id": evse, "connector_id": 1,
+                         "start_ts": at(day, start), "end_ts": at(day, end), "state": state})  # fmt: skip
+    return pl.DataFrame(rows, schema=F.STATES)
+
+
+def window(day: date, exclusions: list[dict]) -> F.RawWindow:
+    empty = {name: pl.DataFrame(schema=schema) for name, schema in (
+        ("transactions", F.TRANSACTIONS), ("meter", F.METER), ("status", F.STATUS),
+        ("connection", F.CONNECTION))}  # fmt: skip
+    return F.RawWindow(
+        day_start=at(day, "00:00"),
+        day_end=at(day, "24:00"),
+        charge_points=pl.DataFrame(
+            [
+                {
+                    "charge_point_id": cp,
+                    "site_id": site,
+                    "max_power_w": 150_000.0,
+                    "current_type": "DC",
+                }
+                for cp, (site, _) in CHARGE_POINTS.items()
+            ],
+            schema=F.CHARGE_POINTS,
+        ),
+        connectors=pl.DataFrame(
+            [
+                {"charge_point_id": cp, "evse_id": e, "connector_id": 1}
+                for cp, (_, n) in CHARGE_POINTS.items()
+                for e in range(1, n + 1)
+            ],
+            schema=F.CONNECTORS,
+        ),
+        sites=pl.DataFrame(
+            [(s, tz, c, h) for s, _, tz, c, h in SITES], schema=F.SITES, orient="row"
+        ),
+        exclusions=pl.DataFrame(exclusions, schema=F.EXCLUSIONS),
+        **empty,
+    )
 
 
 @pytest.fixture
-def scenario(db):
-    db.execute(
-        """INSERT INTO site (site_id, name, timezone, country, operating_hours) VALUES
-           ('GB-A', 'Always open', 'Europe/London', 'GB', NULL),
-           ('GB-B', 'Open 08-20', 'Europe/London', 'GB', %s),
-           ('US-X', 'Not in the UK', 'America/New_York', 'US', NULL)""",
-        (OPEN_8_20,),
-    )
-    db.execute("DELETE FROM analytics.uk_reliability_daily WHERE day IN (%s, %s)", (D1, D2))
-    db.execute("DELETE FROM analytics.outages WHERE day IN (%s, %s)", (D1, D2))
-    rows = [  # day, charge point, site, inoperative, excluded
-        (D1, "CP1", "GB-A", 60, 0),
-        (D2, "CP1", "GB-A", 30, 30),  # inside an operator exclusion window
-        (D1, "CP2", "GB-B", 600, 540),  # 540 of the 600 minutes while the site was closed
-        (D2, "CP2", "GB-B", 0, 0),
-        (D1, "CP3", "US-X", 720, 0),  # rapid, but not a UK site: not reported
-    ]
-    for day, cp, site, inop, excl in rows:
+def scenario(db, database_url):
+    for row in SITES:
         db.execute(
-            """INSERT INTO analytics.uk_reliability_daily (day, charge_point_id, site_id,
-                   minutes_in_period, inoperative_minutes, excluded_minutes, reliability_pct)
-               VALUES (%s, %s, %s, 1440, %s, %s, 0)""",
-            (day, cp, site, inop, excl),
+            """INSERT INTO site (site_id, name, timezone, country, operating_hours)
+               VALUES (%s, %s, %s, %s, %s)""",
+            row,
         )
-    # CP1 offline (counted) 10:00-10:30 on connector 1 and 10:00-10:40 on connector 2: union 40 min
-    for evse, end in ((1, "10:30"), (2, "10:40")):
-        db.execute(
-            """INSERT INTO analytics.outages (day, charge_point_id, evse_id, connector_id, site_id,
-                   start_ts, end_ts, duration_min, cause, excluded)
-               VALUES (%s, 'CP1', %s, 1, 'GB-A', %s, %s, 0, 'offline', false)""",
-            (D1, evse, datetime(2025, 1, 6, 10, tzinfo=UTC),
-             datetime.fromisoformat(f"2025-01-06T{end}:00+00:00")),
-        )  # fmt: skip
+    days = {
+        # CP1: connector 1 offline 10:00-10:30, connector 2 offline 10:00-10:40 (union 40 min,
+        # counted), then faulted until 11:00: inoperative 60, excluded 0.
+        # CP2 (open 08-20): faulted 02:00-08:00 and 19:00-23:00: inoperative 600, of which 540
+        # while the site was closed (excluded). CP3: rapid, but not a UK site.
+        D1: (
+            {
+                ("CP1", 1): [("10:00", "offline"), ("10:30", "faulted"), ("11:00", "available")],
+                ("CP1", 2): [("10:00", "offline"), ("10:40", "faulted"), ("11:00", "available")],
+                ("CP2", 1): [
+                    ("02:00", "faulted"),
+                    ("08:00", "available"),
+                    ("19:00", "faulted"),
+                    ("23:00", "available"),
+                ],
+                ("CP3", 1): [("00:00", "faulted"), ("12:00", "available")],
+            },
+            [],
+        ),
+        # CP1: both unavailable 12:00-12:30 inside an operator exclusion window: 30 and 30
+        D2: (
+            {
+                ("CP1", 1): [("12:00", "unavailable"), ("12:30", "available")],
+                ("CP1", 2): [("12:00", "unavailable"), ("12:30", "available")],
+            },
+            [
+                {
+                    "charge_point_id": "CP1",
+                    "starts_at": at(D2, "12:00"),
+                    "ends_at": at(D2, "12:30"),
+                    "reason": "scheduled_maintenance",
+                }
+            ],
+        ),
+    }
+    for day, (timelines, exclusions) in days.items():
+        uk = uk_reliability_daily(states(day, timelines), window(day, exclusions))
+        replace_partition(database_url, day, {"uk_reliability_daily": uk})
     return db
+
+
+def test_daily_rows_carry_closed_and_offline_minutes(scenario):
+    rows = scenario.execute(
+        """SELECT day, charge_point_id, inoperative_minutes, excluded_minutes, closed_minutes,
+                  offline_minutes FROM analytics.uk_reliability_daily ORDER BY 1, 2"""
+    ).fetchall()
+    assert rows == [
+        (D1, "CP1", 60.0, 0.0, 0.0, 40.0),
+        (D1, "CP2", 600.0, 540.0, 720.0, 0.0),
+        (D1, "CP3", 720.0, 0.0, 0.0, 0.0),
+        (D2, "CP1", 30.0, 30.0, 0.0, 0.0),
+        (D2, "CP2", 0.0, 0.0, 720.0, 0.0),
+        (D2, "CP3", 0.0, 0.0, 0.0, 0.0),
+    ]
 
 
 def test_per_charger_and_network_figures(scenario, database_url):
@@ -78,6 +170,16 @@ def test_per_charger_and_network_figures(scenario, database_url):
     assert net["meets_target"] is False
     assert sorted(net["below_99pct"]) == ["CP1", "CP2"]
 
+    # the SQL view and the daily rows use the same accessible-hours formula as the report
+    with psycopg.connect(database_url) as conn:
+        view = dict(
+            conn.execute(
+                "SELECT charge_point_id, reliability_pct FROM analytics.uk_reliability_yearly "
+                "WHERE year = '2025-01-01' AND charge_point_id IN ('CP1', 'CP2')"
+            ).fetchall()
+        )
+    assert view == pytest.approx({"CP1": 100 * 2820 / 2880, "CP2": 100 * 1380 / 1440})
+
 
 def test_cli_writes_csv_summary_and_manifest(scenario, database_url, tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -95,6 +197,18 @@ def test_cli_writes_csv_summary_and_manifest(scenario, database_url, tmp_path, m
     files = {e["file"]: e for e in manifest["files"]}
     assert files["uk_reliability_2025.csv"]["rows"] == 2
     assert len(files["uk_reliability_2025_summary.json"]["sha256"]) == 64
+
+
+def test_rows_from_before_the_detail_columns_are_refused(scenario, database_url, capsys):
+    scenario.execute("UPDATE analytics.uk_reliability_daily SET closed_minutes = NULL WHERE day = %s",
+                     (D2,))  # fmt: skip
+    with pytest.raises(ukr.MissingDetail, match="2025-01-07"):
+        ukr.read(database_url, date(2025, 1, 1), date(2025, 12, 31))
+    argv = ["report", "uk-reliability", "--year", "2025", "--out", "/nonexistent"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATABASE_URL", database_url)
+        assert main(argv) == 2
+    assert "materialise the `uptime` asset again" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_bad_year(capsys):

@@ -112,10 +112,13 @@ STATES = {  # per connector, non-overlapping intervals covering exactly [day_sta
 }  # fmt: skip
 UK_RELIABILITY = {  # per rapid (>= 50 kW) charge point and day: The Public Charge Point
     # Regulations 2023, reg. 6: a rapid charge point is operational when at least one of its
-    # connectors is; reliability = operational minutes / minutes in period
+    # connectors is; reliability = operational minutes / minutes in period. closed_minutes: the
+    # site closed (accessible = minutes_in_period - closed_minutes); offline_minutes: counted
+    # inoperative minutes with a connector offline (see uptime.uk_reliability_daily)
     "day": pl.Date, "charge_point_id": pl.String, "site_id": pl.String,
     "minutes_in_period": pl.Float64, "inoperative_minutes": pl.Float64,
     "excluded_minutes": pl.Float64, "reliability_pct": pl.Float64,
+    "closed_minutes": pl.Float64, "offline_minutes": pl.Float64,
 }  # fmt: skip
 ENERGY_CONNECTOR_DAY = {
     "day": pl.Date, "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,

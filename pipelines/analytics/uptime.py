@@ -405,7 +405,16 @@ def uk_reliability_daily(states: pl.DataFrame, window: RawWindow) -> pl.DataFram
     down (faulted, unavailable or offline). An inoperative minute is excluded when every
     connector's outage at that minute is excluded (an exclusion window covering it or the site
     being closed, as in `outages`): if one connector is down for a counted reason, the minute
-    counts. reliability_pct = 100 * (minutes - (inoperative - excluded)) / minutes.
+    counts. Only the site's accessible hours count: closed_minutes is the part of the day the
+    site is closed, accessible = minutes_in_period - closed_minutes, and
+    reliability_pct = 100 * (accessible - (inoperative - excluded)) / accessible (null on a day
+    the site is closed throughout). The same formula over summed minutes gives the yearly figure
+    (`uk_reliability_rollup`, the view analytics.uk_reliability_yearly, reports/uk_reliability.py).
+
+    Each row also carries what the yearly report needs beyond that: offline_minutes, the counted inoperative minutes
+    (not excluded, so inside accessible hours) during which at least one connector is offline: the
+    union over the connectors. Those minutes would count as reliable if offline were read as OCPI
+    UNKNOWN rather than INOPERATIVE, which the report shows as its alternative figure.
 
     The network average against the 99% target is computed in `uk_network_reliability`."""
     ds, de = as_utc(window.day_start), as_utc(window.day_end)
@@ -423,23 +432,28 @@ def uk_reliability_daily(states: pl.DataFrame, window: RawWindow) -> pl.DataFram
         .agg(n=pl.len().cast(pl.Int64))
     )
     counted = (~pl.col("excluded")).cast(pl.Int64)
+    offline = (pl.col("cause") == "offline").cast(pl.Int64)
     events = pl.concat(
         [
             pieces.select(
-                "charge_point_id", ts="start_ts", d_down=pl.lit(1, pl.Int64), d_counted=counted
+                "charge_point_id", ts="start_ts", d_down=pl.lit(1, pl.Int64), d_counted=counted,
+                d_offline=offline,
             ),
             pieces.select(
-                "charge_point_id", ts="end_ts", d_down=pl.lit(-1, pl.Int64), d_counted=-counted
+                "charge_point_id", ts="end_ts", d_down=pl.lit(-1, pl.Int64), d_counted=-counted,
+                d_offline=-offline,
             ),
         ]
-    )
+    )  # fmt: skip
+    length = minutes(pl.col("ts"), pl.col("next_ts"))
     sweep = (
         events.group_by("charge_point_id", "ts")
-        .agg(pl.col("d_down", "d_counted").sum())
+        .agg(pl.col("d_down", "d_counted", "d_offline").sum())
         .sort("charge_point_id", "ts")
         .with_columns(
             down=pl.col("d_down").cum_sum().over("charge_point_id"),
             counted=pl.col("d_counted").cum_sum().over("charge_point_id"),
+            offline=pl.col("d_offline").cum_sum().over("charge_point_id"),
             next_ts=pl.col("ts").shift(-1).over("charge_point_id"),
         )
         .drop_nulls("next_ts")
@@ -447,23 +461,30 @@ def uk_reliability_daily(states: pl.DataFrame, window: RawWindow) -> pl.DataFram
         .filter(pl.col("down") >= pl.col("n"))
         .group_by("charge_point_id")
         .agg(
-            inoperative_minutes=minutes(pl.col("ts"), pl.col("next_ts")).sum(),
-            excluded_minutes=minutes(pl.col("ts"), pl.col("next_ts"))
-            .filter(pl.col("counted") == 0)
-            .sum(),
+            inoperative_minutes=length.sum(),
+            excluded_minutes=length.filter(pl.col("counted") == 0).sum(),
+            offline_minutes=length.filter((pl.col("counted") > 0) & (pl.col("offline") > 0)).sum(),
         )
+    )
+    site_ids = rapid.select("site_id").drop_nulls().unique()
+    closed = (
+        closed_intervals(window.sites.join(site_ids, on="site_id", how="semi"), ds, de)
+        .group_by("site_id")
+        .agg(closed_minutes=minutes(pl.col("start_ts"), pl.col("end_ts")).sum())
     )
     period = (de - ds) / timedelta(minutes=1)
     out = (
         rapid.join(sweep, on="charge_point_id", how="left")
+        .join(closed, on="site_id", how="left")
         .with_columns(
             pl.lit(window_day(window), pl.Date).alias("day"),
-            pl.col("inoperative_minutes", "excluded_minutes").fill_null(0.0),
+            pl.col(
+                "inoperative_minutes", "excluded_minutes", "offline_minutes", "closed_minutes"
+            ).fill_null(0.0),
         )
         .pipe(_with_period, period)
-        .with_columns(
-            reliability_pct=_pct("minutes_in_period", "inoperative_minutes", "excluded_minutes")
-        )
+        .with_columns(accessible=pl.col("minutes_in_period") - pl.col("closed_minutes"))
+        .with_columns(reliability_pct=_pct("accessible", "inoperative_minutes", "excluded_minutes"))
         .sort("charge_point_id")
     )
     return conform(out, UK_RELIABILITY)
@@ -496,7 +517,8 @@ def uptime_rollup(uptime_daily: pl.DataFrame, period: str) -> pl.DataFrame:
 
 def uk_reliability_rollup(uk_daily: pl.DataFrame, period: str) -> pl.DataFrame:
     """Per rapid charge point and calendar period: minutes summed, reliability_pct recomputed
-    from the sums. Columns: period_start, charge_point_id, site_id, days, minutes_in_period,
+    from the sums over accessible minutes (minutes_in_period - closed_minutes). Columns:
+    period_start, charge_point_id, site_id, days, minutes_in_period, closed_minutes,
     inoperative_minutes, excluded_minutes, reliability_pct."""
     every = _period_every(period)
     return (
@@ -506,12 +528,13 @@ def uk_reliability_rollup(uk_daily: pl.DataFrame, period: str) -> pl.DataFrame:
             pl.col("site_id").last(),
             days=pl.len().cast(pl.Int64),
             minutes_in_period=pl.col("minutes_in_period").sum(),
+            closed_minutes=pl.col("closed_minutes").fill_null(0.0).sum(),
             inoperative_minutes=pl.col("inoperative_minutes").sum(),
             excluded_minutes=pl.col("excluded_minutes").sum(),
         )
-        .with_columns(
-            reliability_pct=_pct("minutes_in_period", "inoperative_minutes", "excluded_minutes")
-        )
+        .with_columns(accessible=pl.col("minutes_in_period") - pl.col("closed_minutes"))
+        .with_columns(reliability_pct=_pct("accessible", "inoperative_minutes", "excluded_minutes"))
+        .drop("accessible")
         .sort("period_start", "charge_point_id")
     )
 

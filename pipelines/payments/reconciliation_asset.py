@@ -16,12 +16,12 @@ import great_expectations as gx
 import polars as pl
 from pydantic import Field
 
+from chargeops.frames import adbc_uri, read_frame, read_table
 from pipelines.assets import _preview
 from pipelines.checks import _asset_check
 from pipelines.partitions import daily, partition_day
 from pipelines.payments import reconcile as logic
 from pipelines.quality import validate
-from pipelines.raw import adbc_uri, read_frame, read_table
 from pipelines.resources import DatabaseResource, ReportsResource
 from pipelines.store import replace_partition
 from reports import files

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from chargeops.frames import read_table
 from pipelines.payments.local_stripe import (
     DAY,
     LocalStripe,
@@ -24,7 +25,6 @@ from pipelines.payments.local_stripe import (
     from_unix,
     to_unix,
 )
-from pipelines.raw import read_table
 
 # discrepancies given to sessions (orphan payments are added on top)
 SESSION_CATEGORIES = (

@@ -1,0 +1,74 @@
+"""Reporting periods, parsed in one place: the CLI's `--period`/`--quarter`, the compliance and
+EV-ChART reports and the quarterly Dagster partitions (keyed by their first day, `2026-07-01` is
+`2026Q3`) all read them here, so a quarter means the same thing everywhere."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date
+
+FORMS = "2026Q3, 2026, 2026-07 or START..END (e.g. 2026-07-01..2026-09-30)"
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole UTC days `start`..`end` (inclusive); `label` names the report folder."""
+
+    label: str
+    start: date
+    end: date
+    kind: str  # "quarter", "year", "month" or "range"
+
+
+class _EndsBeforeStart(ValueError):
+    """Kept apart from date()'s own ValueErrors, which get the period prefixed."""
+
+
+def _quarter(y: int, q: int) -> Period:
+    end_month = 3 * q
+    end = date(y, end_month, calendar.monthrange(y, end_month)[1])
+    return Period(f"{y}Q{q}", date(y, end_month - 2, 1), end, "quarter")
+
+
+def parse_period(text: str) -> Period:
+    """`2026Q3`, `2026`, `2026-07` or `START..END` (ISO dates, inclusive); a one-line ValueError
+    for anything else."""
+    t = text.strip()
+    try:
+        if m := re.fullmatch(r"(\d{4})[Qq]([1-4])", t):
+            return _quarter(int(m[1]), int(m[2]))
+        if re.fullmatch(r"\d{4}", t):
+            y = int(t)
+            return Period(t, date(y, 1, 1), date(y, 12, 31), "year")
+        if m := re.fullmatch(r"(\d{4})-(\d{2})", t):
+            y, mo = int(m[1]), int(m[2])
+            return Period(t, date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1]), "month")
+        if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", t):
+            start, end = date.fromisoformat(m[1]), date.fromisoformat(m[2])
+            if end < start:
+                raise _EndsBeforeStart(f"period {text!r} ends before it starts")
+            return Period(f"{start}..{end}", start, end, "range")
+    except _EndsBeforeStart as e:
+        raise ValueError(str(e)) from None
+    except ValueError as e:  # a month 13, a 30 February
+        raise ValueError(f"period {text!r}: {e}") from None
+    raise ValueError(f"period {text!r} is not {FORMS}")
+
+
+def quarter_key(label: str) -> str:
+    """`2026Q3` -> `2026-07-01` (the quarterly partition key); a clear ValueError otherwise."""
+    try:
+        period = parse_period(label)
+    except ValueError:
+        period = None
+    if period is None or period.kind != "quarter":
+        raise ValueError(f"{label!r} is not a calendar quarter such as 2026Q3")
+    return period.start.isoformat()
+
+
+def quarter_label(key: str) -> str:
+    """`2026-07-01` (or any day of the quarter) -> `2026Q3`."""
+    d = date.fromisoformat(key)
+    return _quarter(d.year, (d.month - 1) // 3 + 1).label
