@@ -6,7 +6,8 @@ Identifiers: station_id = our site_id; charger_id = charge_point_id; port_id =
 ``{charge_point_id}-{evse_id}-{connector_id}`` (one port per connector, the granularity of our
 uptime; an id longer than EV-ChART's 36 characters becomes ``p-`` + 34 hex digits of its SHA-256);
 network_provider = ``CHARGEOPS_NETWORK_PROVIDER`` (default ``chargeops``). session_id = the OCPP
-transaction id (unique per charger, so (station, port, session_id) is unique).
+transaction id (unique per charger, so (station, port, session_id) is unique); an imported
+session's longer id becomes ``s-`` + 34 hex digits of its SHA-256.
 
 Module 3 (uptime): three rows per port per quarter, one per month, each the trailing 12 months
 ending at that month's end (UTC): ``uptime_reporting_start`` = the first instant of the window,
@@ -93,12 +94,17 @@ PAYMENT_BY_TOKEN_TYPE = {
 
 
 # -- small formatting helpers ---------------------------------------------------------------------
-def port_id(charge_point_id: str, evse_id: int, connector_id: int) -> str:
-    """The stable EV-ChART port id of a connector (<= 36 characters)."""
-    plain = f"{charge_point_id}-{evse_id}-{connector_id}"
+def fit_id(plain: str, prefix: str) -> str:
+    """`plain` if it fits EV-ChART's 36 characters, else `prefix` + a SHA-256 prefix of it:
+    stable, so a re-run or the next quarter names the same port or session the same way."""
     if len(plain) <= 36:
         return plain
-    return "p-" + hashlib.sha256(plain.encode()).hexdigest()[:34]
+    return prefix + hashlib.sha256(plain.encode()).hexdigest()[: 36 - len(prefix)]
+
+
+def port_id(charge_point_id: str, evse_id: int, connector_id: int) -> str:
+    """The stable EV-ChART port id of a connector (<= 36 characters)."""
+    return fit_id(f"{charge_point_id}-{evse_id}-{connector_id}", "p-")
 
 
 def fmt_ts(ts: datetime | None) -> str:
@@ -193,7 +199,7 @@ def module2(
         by_port.setdefault(key, []).append(
             {
                 "charger_id": r["charge_point_id"],
-                "session_id": r["transaction_id"],
+                "session_id": fit_id(r["transaction_id"], "s-"),
                 "connector_id": str(r["connector_id"]),
                 "session_start": fmt_ts(r["start_ts"]),
                 "session_end": fmt_ts(r["end_ts"]),

@@ -255,6 +255,23 @@ def test_long_ids_are_shortened_stably():
     assert E.port_id("CP1", 2, 1) == "CP1-2-1"
 
 
+def test_an_imported_sessions_long_id_is_shortened_and_validates():
+    """Imported history keeps its source's session ids (ACN-Data's are 42 characters); Module 2
+    allows 36, so they are shortened stably, and the file passes the rules."""
+    long_id = "acn:2_39_123_23_2021-07-13 20:42:23.144333"
+    sessions = pl.DataFrame(
+        [{"charge_point_id": "CP1", "transaction_id": long_id, "evse_id": 1, "connector_id": 1,
+          "site_id": "S1", "start_ts": T("2024-05-02 10:00"), "end_ts": T("2024-05-02 11:00"),
+          "energy_wh": 5000.0, "peak_power_w": 6000.0, "mean_power_w": 5000.0,
+          "stop_reason": None, "id_token_type": None}],
+        schema=E.SESSIONS,
+    )  # fmt: skip
+    m2 = E.module2(sessions, ports(("CP1", 1, 1, "S1", date(2024, 1, 1))), Q2, NP)
+    sid = rows_of(m2)[0]["session_id"]
+    assert sid == E.fit_id(long_id, "s-") and len(sid) == 36 and sid.startswith("s-")
+    assert E.validate_frame(E.R.MODULES[2], m2, "module2.csv") == []
+
+
 # -- validation and writing -----------------------------------------------------------------------
 def _valid_frames() -> dict[int, pl.DataFrame]:
     p = ports(("CP1", 1, 1, "S1", date(2024, 1, 1)))
