@@ -73,6 +73,7 @@ class ComplianceData:
     sessions: int  # sessions that started in the period (analytics.sessions)
     emissions: pl.DataFrame  # emissions_site_day rows of the period
     uk: ukr.UkReliability
+    imported: pl.DataFrame  # charge points known only from imported history (source, count)
 
 
 def read(url: str, label: str, start: date, end: date) -> ComplianceData:
@@ -117,6 +118,11 @@ def read(url: str, label: str, start: date, end: date) -> ComplianceData:
             EMISSIONS,
         ),
         uk=ukr.read(url, start, end),
+        imported=q(
+            "SELECT source, count(*) AS charge_points FROM charge_point "
+            "WHERE source IS NOT NULL GROUP BY source ORDER BY source",
+            {"source": pl.String, "charge_points": pl.Int64},
+        ),
     )
 
 
@@ -269,6 +275,7 @@ def context(data: ComplianceData, factors: em.Factors, generated_at: datetime) -
         "outage_rows": OUTAGE_ROWS,
         "exclusions": data.exclusions.to_dicts(),
         "method": method,
+        "imported": data.imported.to_dicts(),
     }
 
 

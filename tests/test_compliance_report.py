@@ -108,6 +108,19 @@ def test_html_and_pdf_carry_the_figures(scenario, database_url, tmp_path):
     assert {e["file"] for e in manifest["files"]} == {html_path.name, pdf_path.name}
 
 
+def test_imported_history_is_flagged_as_no_evidence_of_uptime(scenario, database_url, tmp_path):
+    """Session exports carry no outage records: a report over imported charge points says so."""
+    _, ctx = compliance.run(database_url, tmp_path, "2025Q3", pdf=False)
+    assert ctx["imported"] == [] and "Imported history" not in compliance.render_html(ctx)
+    scenario.execute(
+        "INSERT INTO charge_point (charge_point_id, site_id, source) VALUES ('CP-Y', 'US-B', 'acn')"
+    )
+    paths, ctx = compliance.run(database_url, tmp_path, "2025Q3", pdf=False)
+    html = paths[0].read_text()
+    assert ctx["imported"] == [{"source": "acn", "charge_points": 1}]
+    assert "Imported history" in html and "1 charge point(s) from\nacn exports" in html
+
+
 def test_cli_and_asset_write_the_files(scenario, database_url, tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database_url)
     out = tmp_path / "cli"
