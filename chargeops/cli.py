@@ -302,6 +302,43 @@ def cmd_payments_exceptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Materialise days from the command line into the instance the UI shows (imported history,
+    or days the scheduler missed)."""
+    import os
+    from datetime import date, timedelta
+
+    from chargeops.db import resolve_database_url
+    from chargeops.periods import PARTITIONS_START_ENV, partitions_start
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end or args.start)
+    except ValueError:
+        raise ConfigError("--from and --to take ISO dates such as 2021-05-01") from None
+    if end < start:
+        raise ConfigError(f"--to {end} is before --from {start}")
+    if start < partitions_start():  # before pipelines are imported: it defines the partitions
+        os.environ[PARTITIONS_START_ENV] = start.replace(month=1, day=1).isoformat()
+        print(
+            f"note: {start} is before the first partition; using {PARTITIONS_START_ENV}="
+            f"{os.environ[PARTITIONS_START_ENV]} (set it for `make ui` too)"
+        )
+    settings = _settings(args)
+    _setup_logging(settings.override(log_level="WARNING"))
+    from pipelines.runner import DagsterRunner
+
+    runner = DagsterRunner(resolve_database_url(settings), settings)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    runner.analytics(days)
+    if args.reports:
+        runner.reports(days)
+    print(
+        f"{len(days)} days materialised in {runner.home}: {runner.failures} failed runs or "
+        f"checks, {len(runner.warnings)} warnings"
+    )
+    return 1 if runner.failures else 0
+
+
 def cmd_maintenance_top(args: argparse.Namespace) -> int:
     from pipelines.maintenance import cli_top
 
@@ -438,6 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comp.add_argument("--out", help="reports directory (default CHARGEOPS_REPORTS_DIR)")
     comp.set_defaults(func=cmd_report_compliance)
+
+    back = sub.add_parser(
+        "backfill", help="materialise the daily analytics (and reports) for a range of days"
+    )
+    back.add_argument("--from", dest="start", required=True, help="first day (ISO date)")
+    back.add_argument("--to", dest="end", help="last day, inclusive (default: --from)")
+    back.add_argument(
+        "--reports", action="store_true", help="also the quarterly and yearly report files"
+    )
+    back.set_defaults(func=cmd_backfill)
 
     pay = sub.add_parser("payments", help="revenue reconciliation against Stripe").add_subparsers(
         dest="payments_command", required=True

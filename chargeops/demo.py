@@ -1,9 +1,10 @@
 """`chargeops demo`: the main job in one command, as clear stages with a progress display each.
 
 database (DATABASE_URL or the embedded default) -> migrations -> sites and charge points ->
-collector -> simulated fleet over real OCPP websockets -> summary. The fleet and the collector
-share a simulated clock, so connection and heartbeat times follow network time, not the few
-minutes of wall time the demo takes. Later stages (Dagster materialisation, reports) join here.
+collector -> simulated fleet over real OCPP websockets -> Dagster: analytics, payments against a
+local Stripe, predictive maintenance, reports -> summary. The fleet and the collector share a
+simulated clock, so connection and heartbeat times follow network time, not the few minutes of
+wall time the demo takes.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import asyncio
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from chargeops.settings import Settings
+
+if TYPE_CHECKING:  # the pipelines are imported lazily, when the demo reaches them
+    from pipelines.runner import DagsterRunner
 
 
 @dataclass
@@ -102,7 +107,9 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
 
     t = stage("5/9 analytics (Dagster)")
     days = analytics_days(fleet.start, fleet.days)
-    dagster = DemoDagster(url, settings, console)
+    from pipelines.runner import DagsterRunner
+
+    dagster = DagsterRunner(url, settings, console)
     dagster.analytics(days)
     timings["analytics"] = time.perf_counter() - t
 
@@ -115,7 +122,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     timings["maintenance"] = time.perf_counter() - t
 
     t = stage("8/9 reports")
-    reports = run_reports(dagster, days, console)
+    reports = dagster.reports(days)
     timings["reports"] = time.perf_counter() - t
 
     t = stage("9/9 summary")
@@ -160,7 +167,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     console.print(table)
     total = time.perf_counter() - t_start
     console.print(
-        f"Dagster UI: DAGSTER_HOME={dagster_home(settings.data_dir)} .venv/bin/dagster dev  "
+        f"Dagster UI: DAGSTER_HOME={dagster.home} .venv/bin/dagster dev  "
         "(or `make ui`) shows these materialisations"
     )
     console.print(
@@ -181,101 +188,7 @@ def analytics_days(start, days: float) -> list:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def dagster_home(data_dir) -> str:
-    return str((data_dir / "dagster").resolve())
-
-
-class DemoDagster:
-    """Materialises assets in a persistent Dagster instance under the data folder, so that
-    `dagster dev` (`make ui`) shows the demo's runs, and counts failed checks and runs."""
-
-    def __init__(self, url: str, settings: Settings, console: Console):
-        import logging
-        import os
-        import shutil
-        from pathlib import Path
-
-        self.url, self.settings, self.console = url, settings, console
-        home = Path(dagster_home(settings.data_dir))
-        home.mkdir(parents=True, exist_ok=True)
-        config = Path(__file__).resolve().parent.parent / "dagster.yaml"
-        if config.is_file() and not (home / "dagster.yaml").exists():
-            shutil.copy(config, home / "dagster.yaml")
-        os.environ["DAGSTER_HOME"] = str(home)
-        import great_expectations  # noqa: F401  (its loggers exist once imported)
-
-        for name in ("great_expectations", "great_expectations.data_context.types.base"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.failures = 0
-        self.failed: list[str] = []
-        self.warnings: list[str] = []
-
-    def resources(self, **extra) -> dict:
-        from pipelines.resources import DatabaseResource, ReportsResource
-
-        return {
-            "database": DatabaseResource(url=self.url),
-            "reports": ReportsResource(directory=str(self.settings.reports_path.resolve())),
-            **extra,
-        }
-
-    def run(self, what: str, runs: list[tuple[str, list, str | None]], **resources) -> int:
-        """Materialise each (label, assets and checks, partition key) with a progress bar;
-        returns the number of failed runs and failed checks of ERROR severity (a WARN check
-        that fails is reported as a warning)."""
-        import dagster as dg
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        failures = 0
-        with dg.DagsterInstance.get() as instance, Progress(
-            TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
-            TimeElapsedColumn(), console=self.console,
-        ) as progress:  # fmt: skip
-            task = progress.add_task(what, total=len(runs), label="")
-            for label, selection, key in runs:
-                progress.update(task, label=label)
-                result = dg.materialize(
-                    selection,
-                    partition_key=key,
-                    resources=self.resources(**resources),
-                    instance=instance,
-                    raise_on_error=False,
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                )
-                for evaluation in result.get_asset_check_evaluations():
-                    if evaluation.passed:
-                        continue
-                    if evaluation.severity == dg.AssetCheckSeverity.WARN:
-                        self.warnings.append(f"{evaluation.check_name} ({label})")
-                        self.console.print(f"[yellow]warning: {evaluation.check_name} ({label})")
-                        continue
-                    failures += 1
-                    self.failed.append(f"{evaluation.check_name} ({label})")
-                    self.console.print(f"[red]check {evaluation.check_name} failed for {label}")
-                if not result.success:
-                    failures += 1
-                    self.failed.append(f"{what} run ({label})")
-                    self.console.print(f"[red]{what} run for {label} failed")
-                progress.advance(task)
-        self.failures += failures
-        return failures
-
-    def analytics(self, days: list) -> int:
-        from pipelines import emissions_asset
-        from pipelines.assets import ASSETS
-        from pipelines.checks import CHECKS
-
-        daily = [*ASSETS, *CHECKS, *emissions_asset.ASSETS, *emissions_asset.CHECKS]
-        return self.run("analytics", [(str(d), daily, d.isoformat()) for d in days])
-
-
-def run_payments(dagster: DemoDagster, url: str, days: list, seed: int, console: Console) -> dict:
+def run_payments(dagster: DagsterRunner, url: str, days: list, seed: int, console: Console) -> dict:
     """A local server speaking Stripe's API, seeded with a payment per priced session and a share
     of realistic discrepancies; the real SDK syncs it, then every day is reconciled."""
     import polars as pl
@@ -309,7 +222,7 @@ def run_payments(dagster: DemoDagster, url: str, days: list, seed: int, console:
     return {"categories": categories, "seeded": truth.height, "truth": truth.select(pl.all())}
 
 
-def run_maintenance(dagster: DemoDagster, days: list, console: Console) -> dict:
+def run_maintenance(dagster: DagsterRunner, days: list, console: Console) -> dict:
     """Maintenance features for every day, one training against the baseline, then a risk score
     per connector for every day."""
     from models import artifacts
@@ -347,27 +260,3 @@ def run_maintenance(dagster: DemoDagster, days: list, console: Console) -> dict:
     for note in card.get("notes") or []:
         console.print(f"[dim]{note}")
     return {"model": model, "baseline": baseline}
-
-
-def run_reports(dagster: DemoDagster, days: list, console: Console) -> dict:
-    """EV-ChART files and the compliance report for each quarter the days touch, the UK
-    reliability figures for each year."""
-    from chargeops.periods import quarter_key
-    from pipelines import evchart_asset, report_assets
-
-    quarters = sorted({quarter_key(f"{d.year}Q{(d.month - 1) // 3 + 1}") for d in days})
-    years = sorted({f"{d.year}-01-01" for d in days})
-    quarterly = [
-        *evchart_asset.ASSETS, *evchart_asset.CHECKS,
-        report_assets.compliance_report, report_assets.compliance_files_in_manifest,
-    ]  # fmt: skip
-    yearly = [report_assets.uk_reliability_report, report_assets.uk_reliability_files_in_manifest]
-    dagster.run(
-        "reports",
-        [(f"quarter {q}", quarterly, q) for q in quarters]
-        + [(f"year {y[:4]}", yearly, y) for y in years],
-    )
-    folder = dagster.settings.reports_path
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder)
-    console.print(f"{len(files)} report files under {folder}")
-    return {"files": len(files)}

@@ -72,3 +72,18 @@ def quarter_label(key: str) -> str:
     """`2026-07-01` (or any day of the quarter) -> `2026Q3`."""
     d = date.fromisoformat(key)
     return _quarter(d.year, (d.month - 1) // 3 + 1).label
+
+
+PARTITIONS_START_ENV, PARTITIONS_START_DEFAULT = "CHARGEOPS_PARTITIONS_START", "2024-01-01"
+
+
+def partitions_start() -> date:
+    """The first day of the Dagster partitions (`CHARGEOPS_PARTITIONS_START`); history imported
+    from before it needs an earlier value, in the UI's environment too."""
+    import os
+
+    raw = os.environ.get(PARTITIONS_START_ENV) or PARTITIONS_START_DEFAULT
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{PARTITIONS_START_ENV}={raw!r} is not an ISO date") from None

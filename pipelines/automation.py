@@ -14,7 +14,7 @@ from pipelines.resources import DatabaseResource
 DAILY_ANALYTICS = [*ASSETS, *emissions_asset.ASSETS]
 
 analytics_job = dg.define_asset_job(
-    "analytics_daily", selection=dg.AssetSelection.assets(*DAILY_ANALYTICS), partitions_def=daily
+    "analytics_daily", selection=dg.AssetSelection.assets(*DAILY_ANALYTICS)
 )
 stripe_job = dg.define_asset_job(
     "stripe_sync", selection=dg.AssetSelection.assets(*ingest_asset.ASSETS)
@@ -22,7 +22,6 @@ stripe_job = dg.define_asset_job(
 reconciliation_job = dg.define_asset_job(
     "reconciliation_daily",
     selection=dg.AssetSelection.assets(*reconciliation_asset.ASSETS),
-    partitions_def=daily,
 )
 evchart_job = dg.define_asset_job(
     "quarterly_reports",

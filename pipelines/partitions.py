@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 import dagster as dg
 
-START = os.environ.get("CHARGEOPS_PARTITIONS_START", "2024-01-01")
+from chargeops.periods import partitions_start
+
+START = partitions_start().isoformat()
 
 daily = dg.DailyPartitionsDefinition(start_date=START, timezone="UTC", end_offset=1)
 

@@ -237,3 +237,19 @@ def test_site_option_puts_every_charge_point_at_that_site(run_import, db):
         "ACN JPL (site 0002)",
         "America/Los_Angeles",
     )
+
+
+def test_backfill_materialises_imported_days_into_the_ui_instance(
+    run_import, db, database_url, tmp_path, monkeypatch, capsys
+):
+    """`chargeops backfill` after an import: the day's sessions and energy through every daily
+    asset and check, recorded in the Dagster instance `make ui` opens; bad ranges exit 2."""
+    monkeypatch.setenv("CHARGEOPS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))  # restored after the test
+    assert run_import("chargepoint", str(FIXTURES / "chargepoint_sessions.csv")) == 0
+    assert "chargeops backfill --from 2024-03-10" in capsys.readouterr().out
+    assert main(["backfill", "--from", "2024-11-03"]) == 0
+    assert _per_day(db, ENERGY_BY_DAY, [date(2024, 11, 3)]) == {"2024-11-03": (15.75, 2)}
+    assert (tmp_path / "dagster" / "history").is_dir()  # runs recorded for the UI
+    assert main(["backfill", "--from", "2024-11-03", "--to", "2024-11-01"]) == 2
+    assert main(["backfill", "--from", "yesterday"]) == 2

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 
+from chargeops.periods import PARTITIONS_START_ENV, partitions_start
 from chargeops.settings import ConfigError, Settings
 from ingest.importers.common import Parsed
 
 FORMATS = ("chargepoint", "acn", "ocpi")
 SHOW_ERRORS = 20
 # pipelines.partitions reads the same variable; ingest may not import pipelines (DESIGN.md)
-PARTITIONS_START_ENV, PARTITIONS_START_DEFAULT = "CHARGEOPS_PARTITIONS_START", "2024-01-01"
 
 
 def parser_for(fmt: str) -> Callable[[Path], Parsed]:
@@ -137,10 +135,12 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
         out.print("dry run: nothing written")
     elif result is not None and result.sessions_new:
         first, last = s["start_ts"].min().date(), s["stop_ts"].max().date()
-        start = date.fromisoformat(os.environ.get(PARTITIONS_START_ENV, PARTITIONS_START_DEFAULT))
-        out.print(f"materialise the days {first} .. {last} in Dagster to see them in the analytics")
-        if first < start:
+        out.print(
+            f"to see them in the analytics and reports: chargeops backfill --from {first} "
+            f"--to {last} --reports"
+        )
+        if first < partitions_start():
             out.print(
-                f"these days are before the first partition ({start}): run Dagster with "
-                f"{PARTITIONS_START_ENV}={first.replace(day=1)}"
+                f"these days are before the first Dagster partition ({partitions_start()}): "
+                f"open the UI with {PARTITIONS_START_ENV}={first.replace(month=1, day=1)} make ui"
             )

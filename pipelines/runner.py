@@ -1,0 +1,122 @@
+"""Materialising assets from the command line (`chargeops demo`, `chargeops backfill`) into the
+persistent Dagster instance under the data folder, so that `dagster dev` (`make ui`) shows the
+same runs, metadata and check results as if the UI had launched them."""
+
+import logging
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chargeops.periods import quarter_key
+from chargeops.settings import Settings
+from pipelines.resources import DatabaseResource, ReportsResource
+
+Run = tuple[str, list, str | None]  # (label, assets and checks, partition key or None)
+
+
+def dagster_home(data_dir: Path) -> Path:
+    return (Path(data_dir) / "dagster").resolve()
+
+
+class DagsterRunner:
+    """Runs selections of assets with their checks, a progress bar per stage, and counts what
+    failed: runs, and checks of ERROR severity (a failing WARN check is a warning)."""
+
+    def __init__(self, url: str, settings: Settings, console: Console | None = None):
+        self.url, self.settings = url, settings
+        self.console = console or Console()
+        self.home = home = dagster_home(settings.data_dir)
+        home.mkdir(parents=True, exist_ok=True)
+        config = Path(__file__).resolve().parent.parent / "dagster.yaml"
+        if config.is_file() and not (home / "dagster.yaml").exists():
+            shutil.copy(config, home / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(home)
+        import great_expectations  # noqa: F401  (its loggers exist once imported)
+
+        for name in ("great_expectations", "great_expectations.data_context.types.base"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.failures = 0
+        self.failed: list[str] = []
+        self.warnings: list[str] = []
+
+    def resources(self, **extra) -> dict:
+        return {
+            "database": DatabaseResource(url=self.url),
+            "reports": ReportsResource(directory=str(self.settings.reports_path.resolve())),
+            **extra,
+        }
+
+    def run(self, what: str, runs: list[Run], **resources) -> int:
+        """Materialise each run in turn; returns this stage's failures."""
+        failures = 0
+        with dg.DagsterInstance.get() as instance, Progress(
+            TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
+            TimeElapsedColumn(), console=self.console,
+        ) as progress:  # fmt: skip
+            task = progress.add_task(what, total=len(runs), label="")
+            for label, selection, key in runs:
+                progress.update(task, label=label)
+                result = dg.materialize(
+                    selection,
+                    partition_key=key,
+                    resources=self.resources(**resources),
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                )
+                for evaluation in result.get_asset_check_evaluations():
+                    if evaluation.passed:
+                        continue
+                    if evaluation.severity == dg.AssetCheckSeverity.WARN:
+                        self.warnings.append(f"{evaluation.check_name} ({label})")
+                        self.console.print(f"[yellow]warning: {evaluation.check_name} ({label})")
+                        continue
+                    failures += 1
+                    self.failed.append(f"{evaluation.check_name} ({label})")
+                    self.console.print(f"[red]check {evaluation.check_name} failed for {label}")
+                if not result.success:
+                    failures += 1
+                    self.failed.append(f"{what} run ({label})")
+                    self.console.print(f"[red]{what} run for {label} failed")
+                progress.advance(task)
+        self.failures += failures
+        return failures
+
+    def analytics(self, days: list[date]) -> int:
+        """Every daily analytics asset (the `analytics_daily` job's) with its checks, per day."""
+        from pipelines import emissions_asset
+        from pipelines.automation import DAILY_ANALYTICS
+        from pipelines.checks import CHECKS
+
+        daily = [*DAILY_ANALYTICS, *CHECKS, *emissions_asset.CHECKS]
+        return self.run("analytics", [(str(d), daily, d.isoformat()) for d in days])
+
+    def reports(self, days: list[date]) -> dict:
+        """EV-ChART files and the compliance report for each quarter the days touch, the UK
+        reliability figures for each year."""
+        from pipelines import evchart_asset, report_assets
+
+        quarters = sorted({quarter_key(f"{d.year}Q{(d.month - 1) // 3 + 1}") for d in days})
+        years = sorted({f"{d.year}-01-01" for d in days})
+        quarterly = [
+            *evchart_asset.ASSETS, *evchart_asset.CHECKS,
+            report_assets.compliance_report, report_assets.compliance_files_in_manifest,
+        ]  # fmt: skip
+        yearly = [
+            report_assets.uk_reliability_report,
+            report_assets.uk_reliability_files_in_manifest,
+        ]
+        self.run(
+            "reports",
+            [(f"quarter {q}", quarterly, q) for q in quarters]
+            + [(f"year {y[:4]}", yearly, y) for y in years],
+        )
+        folder = self.settings.reports_path
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder)
+        self.console.print(f"{len(files)} report files under {folder}")
+        return {"files": len(files)}
