@@ -285,11 +285,9 @@ def cmd_report_compliance(args: argparse.Namespace) -> int:
     return cli(args, _settings(args))
 
 
-def cmd_payments_exceptions(args: argparse.Namespace) -> int:
+def _date_range(args: argparse.Namespace):
+    """`--from`/`--to` (inclusive; `--to` defaults to `--from`) as dates, or a one-line error."""
     from datetime import date
-
-    from chargeops.db import resolve_database_url
-    from pipelines.payments.reconciliation_asset import export_exceptions
 
     try:
         start, end = date.fromisoformat(args.start), date.fromisoformat(args.end or args.start)
@@ -297,6 +295,14 @@ def cmd_payments_exceptions(args: argparse.Namespace) -> int:
         raise ConfigError("--from and --to take ISO dates such as 2026-07-01") from None
     if end < start:
         raise ConfigError(f"--to {end} is before --from {start}")
+    return start, end
+
+
+def cmd_payments_exceptions(args: argparse.Namespace) -> int:
+    from chargeops.db import resolve_database_url
+    from pipelines.payments.reconciliation_asset import export_exceptions
+
+    start, end = _date_range(args)
     rows = export_exceptions(resolve_database_url(_settings(args)), start, end, args.out)
     print(f"{rows} reconciliation exceptions {start}..{end} written to {args.out}")
     return 0
@@ -306,17 +312,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """Materialise days from the command line into the instance the UI shows (imported history,
     or days the scheduler missed)."""
     import os
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from chargeops.db import resolve_database_url
     from chargeops.periods import PARTITIONS_START_ENV, partitions_start
 
-    try:
-        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end or args.start)
-    except ValueError:
-        raise ConfigError("--from and --to take ISO dates such as 2021-05-01") from None
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
+    start, end = _date_range(args)
     if start < partitions_start():  # before pipelines are imported: it defines the partitions
         os.environ[PARTITIONS_START_ENV] = start.replace(month=1, day=1).isoformat()
         print(
@@ -343,6 +344,11 @@ def cmd_maintenance_top(args: argparse.Namespace) -> int:
     from pipelines.maintenance import cli_top
 
     return cli_top(args, _settings(args))
+
+
+def _date_range_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="start", required=True, help="first day (ISO date)")
+    p.add_argument("--to", dest="end", help="last day, inclusive (default: --from)")
 
 
 def _fleet_args(p: argparse.ArgumentParser) -> None:
@@ -479,8 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     back = sub.add_parser(
         "backfill", help="materialise the daily analytics (and reports) for a range of days"
     )
-    back.add_argument("--from", dest="start", required=True, help="first day (ISO date)")
-    back.add_argument("--to", dest="end", help="last day, inclusive (default: --from)")
+    _date_range_args(back)
     back.add_argument(
         "--reports", action="store_true", help="also the quarterly and yearly report files"
     )
@@ -492,8 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     exc = pay.add_parser(
         "exceptions", help="export reconciliation exceptions (reconciled days) as one CSV"
     )
-    exc.add_argument("--from", dest="start", required=True, help="first day (ISO date)")
-    exc.add_argument("--to", dest="end", help="last day, inclusive (default: --from)")
+    _date_range_args(exc)
     exc.add_argument("--out", default="reconciliation_exceptions.csv", help="CSV file to write")
     exc.set_defaults(func=cmd_payments_exceptions)
 
