@@ -319,7 +319,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     start, end = _date_range(args)
     if start < partitions_start():  # before pipelines are imported: it defines the partitions
-        os.environ[PARTITIONS_START_ENV] = start.replace(month=1, day=1).isoformat()
+        os.environ[PARTITIONS_START_ENV] = start.isoformat()
         print(
             f"note: {start} is before the first partition; using {PARTITIONS_START_ENV}="
             f"{os.environ[PARTITIONS_START_ENV]} (set it for `make ui` too)"

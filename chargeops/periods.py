@@ -74,6 +74,11 @@ def quarter_label(key: str) -> str:
     return _quarter(d.year, (d.month - 1) // 3 + 1).label
 
 
+def quarter_start(day: date) -> date:
+    """The first day of the calendar quarter holding `day` (a quarterly partition's key)."""
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
 PARTITIONS_START_ENV, PARTITIONS_START_DEFAULT = "CHARGEOPS_PARTITIONS_START", "2024-01-01"
 
 

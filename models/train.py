@@ -61,7 +61,6 @@ class TimeSplit:
 @dataclass
 class TrainResult:
     model: MaintenanceModel
-    evaluated_model: MaintenanceModel  # the one the holdout metrics are for
     metrics: dict[str, dict[str, float | None]]  # {"model": {...}, "baseline": {...}}
     split: TimeSplit
     importance: dict[str, float]
@@ -309,7 +308,6 @@ def train(rows: pl.DataFrame, cfg: TrainConfig = TrainConfig()) -> TrainResult: 
         shipped = evaluated
     return TrainResult(
         model=shipped,
-        evaluated_model=evaluated or shipped,
         metrics=metrics,
         split=split,
         importance=importance,

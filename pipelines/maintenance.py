@@ -5,7 +5,7 @@ from the raw tables and the derived ones; the model artifacts live in a `ModelSt
 folder (default `<CHARGEOPS_DATA_DIR>/models`), one version per training.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 
 import dagster as dg
 import polars as pl
@@ -19,7 +19,7 @@ from models.score import SCORES, score
 from models.train import TrainConfig, train
 from pipelines.assets import _preview, daily_asset, sessions, uptime, utilisation
 from pipelines.partitions import partition_day
-from pipelines.raw import day_bounds
+from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ModelStoreResource
 from pipelines.store import replace_partition
 
@@ -29,16 +29,12 @@ GROUP = "maintenance"
 # -- readers -----------------------------------------------------------------------------------
 
 
-def _lit(ts: datetime) -> str:
-    return f"'{ts.astimezone(UTC).isoformat()}'::timestamptz"
-
-
 def read_inputs(url: str, first: date, last: date) -> feats.FeatureInputs:
     """Everything the feature builder needs for days [first, last], with LOOKBACK_DAYS of
     history before `first`."""
     lo, _ = day_bounds(first - timedelta(days=feats.LOOKBACK_DAYS))
     _, hi = day_bounds(last)
-    window = f"ts >= {_lit(lo)} AND ts < {_lit(hi)}"
+    window = f"ts >= {ts_literal(lo)} AND ts < {ts_literal(hi)}"
     return feats.FeatureInputs(
         connectors=read_table(
             url,
@@ -74,7 +70,7 @@ def read_inputs(url: str, first: date, last: date) -> feats.FeatureInputs:
             url,
             f"""SELECT ts, charge_point_id, detail->>'firmware_version' AS firmware_version
                 FROM connection_event
-                WHERE event = 'boot' AND ts < {_lit(hi)} AND detail ? 'firmware_version'""",
+                WHERE event = 'boot' AND ts < {ts_literal(hi)} AND detail ? 'firmware_version'""",
             feats.FIRMWARE,
         ),
         offline=read_table(

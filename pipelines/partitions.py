@@ -7,7 +7,7 @@ from datetime import date
 
 import dagster as dg
 
-from chargeops.periods import partitions_start
+from chargeops.periods import partitions_start, quarter_start
 
 START = partitions_start().isoformat()
 
@@ -20,10 +20,20 @@ def partition_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCont
 
 
 # calendar quarters (EV-ChART modules 2-4) and years (UK reliability), keyed by their first day
-# (`2026-07-01` is 2026Q3); the current period exists so it can be reported on while it runs
+# (`2026-07-01` is 2026Q3), from the quarter and the year that hold START; the current period
+# exists so it can be reported on while it runs
+_first = partitions_start()
 quarterly = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 1 1,4,7,10 *", start=START, fmt="%Y-%m-%d", timezone="UTC", end_offset=1
+    cron_schedule="0 0 1 1,4,7,10 *",
+    start=quarter_start(_first).isoformat(),
+    fmt="%Y-%m-%d",
+    timezone="UTC",
+    end_offset=1,
 )
 yearly = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 1 1 *", start=START, fmt="%Y-%m-%d", timezone="UTC", end_offset=1
+    cron_schedule="0 0 1 1 *",
+    start=_first.replace(month=1, day=1).isoformat(),
+    fmt="%Y-%m-%d",
+    timezone="UTC",
+    end_offset=1,
 )

@@ -24,7 +24,8 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _lit(ts: datetime) -> str:
+def ts_literal(ts: datetime) -> str:
+    """A UTC timestamptz literal for SQL built from our own datetimes (never user text)."""
     return f"'{ts.astimezone(UTC).isoformat()}'::timestamptz"
 
 
@@ -51,7 +52,7 @@ def read_window(
     meter read is most of every asset's time).
     """
     d0, d1 = day_bounds(day)
-    lo, hi = _lit(d0), _lit(d1)
+    lo, hi = ts_literal(d0), ts_literal(d1)
     measurands_sql = ", ".join(f"'{m}'" for m in measurands)
     with adbc.connect(adbc_uri(url)) as conn:
         tx = pl.DataFrame(schema=frames.TRANSACTIONS)

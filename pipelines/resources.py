@@ -47,18 +47,13 @@ class StripeResource(dg.ConfigurableResource):
     max_retries: int = 4
 
     def config(self):
-        """A `pipelines.payments.sync.StripeConfig`; a clear error when no key is set."""
+        """A `pipelines.payments.sync.StripeConfig` (which refuses a missing key clearly)."""
         import os
 
-        from pipelines.payments.sync import StripeAuthError, StripeConfig
+        from pipelines.payments.sync import StripeConfig
 
-        key = self.api_key or os.environ.get("STRIPE_API_KEY", "")
-        if not key:
-            raise StripeAuthError(
-                "no Stripe API key: set STRIPE_API_KEY (a secret key, sk_live_... or sk_test_...)"
-            )
         return StripeConfig(
-            api_key=key,
+            api_key=self.api_key or os.environ.get("STRIPE_API_KEY", ""),
             api_base=self.api_base or os.environ.get("CHARGEOPS_STRIPE_API_BASE", ""),
             account=self.account or os.environ.get("CHARGEOPS_STRIPE_ACCOUNT", ""),
             max_retries=self.max_retries,

@@ -12,7 +12,7 @@ import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chargeops.periods import quarter_key
+from chargeops.periods import quarter_start
 from chargeops.settings import Settings
 from pipelines.resources import DatabaseResource, ReportsResource
 
@@ -40,9 +40,8 @@ class DagsterRunner:
 
         for name in ("great_expectations", "great_expectations.data_context.types.base"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.failures = 0
-        self.failed: list[str] = []
-        self.warnings: list[str] = []
+        self.failed: list[str] = []  # runs, and checks of ERROR severity
+        self.warnings: list[str] = []  # checks of WARN severity
 
     def resources(self, **extra) -> dict:
         return {
@@ -51,9 +50,12 @@ class DagsterRunner:
             **extra,
         }
 
-    def run(self, what: str, runs: list[Run], **resources) -> int:
-        """Materialise each run in turn; returns this stage's failures."""
-        failures = 0
+    @property
+    def failures(self) -> int:
+        return len(self.failed)
+
+    def run(self, what: str, runs: list[Run], **resources) -> None:
+        """Materialise each run in turn, recording what failed."""
         with dg.DagsterInstance.get() as instance, Progress(
             TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
             TimeElapsedColumn(), console=self.console,
@@ -76,32 +78,28 @@ class DagsterRunner:
                         self.warnings.append(f"{evaluation.check_name} ({label})")
                         self.console.print(f"[yellow]warning: {evaluation.check_name} ({label})")
                         continue
-                    failures += 1
                     self.failed.append(f"{evaluation.check_name} ({label})")
                     self.console.print(f"[red]check {evaluation.check_name} failed for {label}")
                 if not result.success:
-                    failures += 1
                     self.failed.append(f"{what} run ({label})")
                     self.console.print(f"[red]{what} run for {label} failed")
                 progress.advance(task)
-        self.failures += failures
-        return failures
 
-    def analytics(self, days: list[date]) -> int:
+    def analytics(self, days: list[date]) -> None:
         """Every daily analytics asset (the `analytics_daily` job's) with its checks, per day."""
         from pipelines import emissions_asset
         from pipelines.automation import DAILY_ANALYTICS
         from pipelines.checks import CHECKS
 
         daily = [*DAILY_ANALYTICS, *CHECKS, *emissions_asset.CHECKS]
-        return self.run("analytics", [(str(d), daily, d.isoformat()) for d in days])
+        self.run("analytics", [(str(d), daily, d.isoformat()) for d in days])
 
     def reports(self, days: list[date]) -> dict:
         """EV-ChART files and the compliance report for each quarter the days touch, the UK
         reliability figures for each year."""
         from pipelines import evchart_asset, report_assets
 
-        quarters = sorted({quarter_key(f"{d.year}Q{(d.month - 1) // 3 + 1}") for d in days})
+        quarters = sorted({quarter_start(d).isoformat() for d in days})
         years = sorted({f"{d.year}-01-01" for d in days})
         quarterly = [
             *evchart_asset.ASSETS, *evchart_asset.CHECKS,

@@ -42,7 +42,6 @@ SOURCE_COMMIT = "466d3865ec872ade1c18a000559e349f526dfe4f"
 TEMPLATE_VERSION = f"EV-ChART module{{2,3,4}}_data_v3 field definitions at {SOURCE_COMMIT[:12]}"
 
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")  # the form we write
-EVCHART_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?$")  # theirs
 LINE_END = "\n"  # as the repository's sample CSVs
 COMMON = ("station_id", "port_id", "network_provider")
 NETWORK_PROVIDER_MAX = 30  # varchar(30) network_provider_upload in the central config
@@ -157,8 +156,6 @@ EXCLUSION_REASON_CODES = {
     "natural_disaster": 5,
     "outside_operating_hours": 6,  # hours outside the station's identified hours of operation
 }
-# project exclusion reasons without an EV-ChART code: reported excluded, reason blank, noted
-UNCODED_EXCLUSIONS = ("other",)
 
 # evchart_helper/network_provider (deprecated there, "moved to DB"): the last published values.
 _PROVIDERS = """7charge abm addenergie ampedup ampup applegreen_electric autel bc_hydro beta_technologies

@@ -142,5 +142,5 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
         if first < partitions_start():
             out.print(
                 f"these days are before the first Dagster partition ({partitions_start()}): "
-                f"open the UI with {PARTITIONS_START_ENV}={first.replace(month=1, day=1)} make ui"
+                f"open the UI with {PARTITIONS_START_ENV}={first} make ui"
             )

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from ingest.normalise import DEFAULT_MEASURAND
 from ingest.registry import CHARGE_POINT_ID
 
 TS = pl.Datetime("us", "UTC")
 CLOCK = "15m"
 OCPP_VERSION = "import"  # transaction.ocpp_version and status_event.ocpp_version of imports
-REGISTER = "Energy.Active.Import.Register"
 
 SESSIONS = {  # the common frame: one row per imported session
     "line": pl.Int64,                 # line of the row (CSV, JSON lines) or of the object (JSON)
@@ -279,7 +279,7 @@ def meter_frame(sessions: pl.DataFrame, received_at: datetime | None = None) -> 
         "evse_id",
         "connector_id",
         "transaction_id",
-        measurand=pl.lit(REGISTER),
+        measurand=pl.lit(DEFAULT_MEASURAND),
         phase=pl.lit(""),
         location=pl.lit("Outlet"),
         context="context",

@@ -44,6 +44,12 @@ EXPECTED_REVENUE = {
 }  # fmt: skip
 
 
+def exponent_of(currency: str) -> int:
+    """Minor-unit exponent of one currency code (as `minor_unit_exponent`, for scalars)."""
+    upper = currency.upper()
+    return 0 if upper in ZERO_DECIMAL else 3 if upper in THREE_DECIMAL else 2
+
+
 def minor_unit_exponent(currency: pl.Expr) -> pl.Expr:
     upper = currency.str.to_uppercase()
     return (

@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pipelines.analytics.revenue import exponent_of
+
 RESOURCES = {  # URL segment -> object name
     "payment_intents": "payment_intent",
     "charges": "charge",
@@ -62,8 +64,6 @@ EXPANDABLE = {
     "balance_transaction": {"source"},
     "payout": {"balance_transaction"},
 }
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
-                "vuv", "xaf", "xof", "xpf"}  # fmt: skip
 DISPUTE_FEE = 1500  # minor units of the settlement currency
 # settlement conversions for accounts that settle in one currency (units per unit)
 RATES = {("eur", "usd"): "1.0850", ("gbp", "usd"): "1.2700", ("jpy", "usd"): "0.0067",
@@ -72,13 +72,9 @@ RATES = {("eur", "usd"): "1.0850", ("gbp", "usd"): "1.2700", ("jpy", "usd"): "0.
 DAY = 86400
 
 
-def exponent(currency: str) -> int:
-    return 0 if currency.lower() in ZERO_DECIMAL else 2
-
-
 def card_fee(amount: int, currency: str) -> int:
     """Stripe's standard card pricing on `amount` minor units, rounded half up."""
-    if exponent(currency) == 0:
+    if exponent_of(currency) == 0:
         fee = Decimal(amount) * Decimal("0.036")
     else:
         fee = Decimal(amount) * Decimal("0.029") + 30
@@ -178,7 +174,9 @@ class StripeStore:
         if target is None or target == currency:
             return amount, currency, None
         rate = Decimal(RATES[(currency, target)])
-        scaled = Decimal(amount) * rate * Decimal(10) ** (exponent(target) - exponent(currency))
+        scaled = (
+            Decimal(amount) * rate * Decimal(10) ** (exponent_of(target) - exponent_of(currency))
+        )
         return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP)), target, float(rate)
 
     def _balance_transaction(

@@ -56,7 +56,6 @@ CATEGORIES = (
     "matched", "amount_mismatch", "missing_payment", "orphan_payment", "duplicate_payment",
     "refunded", "partially_refunded", "disputed", "failed",
 )  # fmt: skip
-EXCEPTIONS = tuple(c for c in CATEGORIES if c != "matched")
 
 # what the reconciliation reads (the day's analytics.expected_revenue rows, and the Stripe objects
 # of the PIs that name them or were created in the day)

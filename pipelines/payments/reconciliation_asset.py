@@ -7,7 +7,7 @@ variable CHARGEOPS_RECONCILE_TOLERANCE, then 0: exact to the cent (or yen)."""
 
 import functools
 import os
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -22,6 +22,7 @@ from pipelines.checks import _asset_check
 from pipelines.partitions import daily, partition_day
 from pipelines.payments import reconcile as logic
 from pipelines.quality import validate
+from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ReportsResource
 from pipelines.store import replace_partition
 from reports import files
@@ -51,10 +52,6 @@ def resolve_tolerance(configured: int | None = None) -> int:
     return int(text)
 
 
-def _ts(day: date) -> str:
-    return f"'{datetime.combine(day, time(0), tzinfo=UTC).isoformat()}'::timestamptz"
-
-
 def _cols(schema: dict, alias: str) -> str:
     return ", ".join(f"{alias}.{c}" for c in schema)
 
@@ -62,10 +59,11 @@ def _cols(schema: dict, alias: str) -> str:
 def read_inputs(url: str, day: date) -> tuple[pl.DataFrame, logic.StripeFrames]:
     """The day's expected sessions, and the Stripe objects of every payment intent that names one
     of them or was created in the day."""
+    lo, hi = (ts_literal(t) for t in day_bounds(day))
     scope = f"""WITH pis AS (
         SELECT * FROM stripe_payment_intent
         WHERE session_id IN (SELECT session_id FROM analytics.expected_revenue WHERE day = '{day}')
-           OR (created >= {_ts(day)} AND created < {_ts(day + timedelta(days=1))})),
+           OR (created >= {lo} AND created < {hi})),
       charges AS (SELECT * FROM stripe_charge WHERE payment_intent IN (SELECT id FROM pis)),
       refunds AS (SELECT * FROM stripe_refund
         WHERE payment_intent IN (SELECT id FROM pis) OR charge IN (SELECT id FROM charges))
@@ -110,11 +108,10 @@ def read_inputs(url: str, day: date) -> tuple[pl.DataFrame, logic.StripeFrames]:
     return expected, logic.StripeFrames(pis, charges, refunds, disputes, balance)
 
 
-def write_exceptions_csv(lines: pl.DataFrame, path: Path) -> int:
-    """Write the exceptions of `lines` (header always, one row per exception); return the rows."""
-    rows = logic.exceptions(lines)
-    files.write_text(Path(path), rows.write_csv(null_value=""))
-    return rows.height
+def write_exceptions_csv(exceptions: pl.DataFrame, path: Path) -> int:
+    """Write `logic.exceptions(lines)` (header always, one row per exception); return the rows."""
+    files.write_text(Path(path), exceptions.write_csv(null_value=""))
+    return exceptions.height
 
 
 def _totals_by_currency(lines: pl.DataFrame) -> dict:
@@ -152,13 +149,14 @@ def reconciliation(
     )
     folder = files.period_dir(reports.path(), day.isoformat())
     csv_path = folder / EXCEPTIONS_CSV
-    n_exceptions = write_exceptions_csv(lines, csv_path)
+    exceptions = logic.exceptions(lines)
+    write_exceptions_csv(exceptions, csv_path)
     files.write_manifest(folder)
     counts = dict(lines["category"].value_counts().iter_rows())
     return dg.MaterializeResult(
         metadata={
             "lines": written["reconciliation_lines"],
-            "exceptions": n_exceptions,
+            "exceptions": exceptions.height,
             "tolerance_minor_units": tolerance,
             "categories": dg.MetadataValue.json(
                 {c: int(counts.get(c, 0)) for c in logic.CATEGORIES}
@@ -166,9 +164,7 @@ def reconciliation(
             "totals_by_currency": dg.MetadataValue.json(_totals_by_currency(lines)),
             "exceptions_csv": dg.MetadataValue.path(str(csv_path)),
             "exceptions_preview": _preview(
-                logic.exceptions(lines).select(
-                    "category", "session_id", "payment_intent_ids", "reason"
-                ),
+                exceptions.select("category", "session_id", "payment_intent_ids", "reason"),
                 10,
             ),
         }
@@ -183,7 +179,7 @@ def export_exceptions(url: str, start: date, end: date, path: str | Path) -> int
         f"WHERE day BETWEEN '{start}' AND '{end}' AND category <> 'matched'",
         logic.LINES,
     )
-    return write_exceptions_csv(lines, Path(path))
+    return write_exceptions_csv(logic.exceptions(lines), Path(path))
 
 
 def check_reconciliation_totals_balance(url: str, day: date) -> dg.AssetCheckResult:

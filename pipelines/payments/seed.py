@@ -17,11 +17,11 @@ from typing import Any
 import polars as pl
 
 from chargeops.frames import read_table
+from pipelines.analytics.revenue import exponent_of
 from pipelines.payments.local_stripe import (
     DAY,
     LocalStripe,
     StripeStore,
-    exponent,
     from_unix,
     to_unix,
 )
@@ -83,7 +83,7 @@ def _wrong_amount(rng: random.Random, gross: int, currency: str) -> int:
     factor = rng.choice((0.8, 1.25, 1 / 1.2))
     wrong = int(round(gross * factor))
     if wrong == gross:
-        wrong = gross + (10 ** exponent(currency) if exponent(currency) else 100)
+        wrong = gross + (10 ** exponent_of(currency) if exponent_of(currency) else 100)
     return max(wrong, 1)
 
 

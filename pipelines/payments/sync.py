@@ -80,11 +80,13 @@ class StripeConfig:
     overlap: timedelta = timedelta(days=3)
     page_size: int = 100
 
-    def client(self) -> stripe.StripeClient:
+    def __post_init__(self) -> None:
         if not self.api_key:
             raise StripeAuthError(
                 "no Stripe API key: set STRIPE_API_KEY to a secret key (sk_live_... or sk_test_...)"
             )
+
+    def client(self) -> stripe.StripeClient:
         kwargs: dict[str, Any] = {"max_network_retries": self.max_retries}
         if self.api_base:
             kwargs["base_addresses"] = {"api": self.api_base.rstrip("/")}
