@@ -1,16 +1,14 @@
 """EV-ChART quarterly files as a Dagster asset (one calendar quarter per partition), with a check
 that re-reads the written files and validates them again against the Joint Office's rules."""
 
-import json
-
 import dagster as dg
 
 from chargeops.periods import quarter_label
 from pipelines.partitions import quarterly
 from pipelines.resources import DatabaseResource, ReportsResource
-from reports import evchart
+from reports import evchart, files
 from reports import evchart_rules as R
-from reports.files import MANIFEST, period_dir
+from reports.files import period_dir
 
 
 @dg.asset(
@@ -51,23 +49,13 @@ def evchart_files(
 def evchart_files_revalidate(
     context: dg.AssetCheckExecutionContext, reports: ReportsResource
 ) -> dg.AssetCheckResult:
-    import hashlib
-
     quarter = quarter_label(context.partition_key)
     folder = period_dir(reports.path(), quarter)
-    manifest_path = folder / MANIFEST
-    listed = {}
-    if manifest_path.exists():
-        listed = {e["file"]: e["sha256"] for e in json.loads(manifest_path.read_text())["files"]}
-    problems: list[str] = []
-    for module in R.MODULES.values():
-        path = folder / module.file_name(quarter)
-        if not path.exists():
-            problems.append(f"{path.name}: missing")
-            continue
-        problems += [str(v) for v in evchart.validate_file(module, path)]
-        if listed.get(path.name) != hashlib.sha256(path.read_bytes()).hexdigest():
-            problems.append(f"{path.name}: SHA-256 differs from {MANIFEST}")
+    names = [module.file_name(quarter) for module in R.MODULES.values()]
+    problems = files.verify_manifest(folder, names)
+    for module, name in zip(R.MODULES.values(), names, strict=True):
+        if (folder / name).is_file():
+            problems += [str(v) for v in evchart.validate_file(module, folder / name)]
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={"quarter": quarter, "problems": dg.MetadataValue.json(problems[:50])},

@@ -9,7 +9,7 @@ import dagster as dg
 from chargeops.periods import quarter_label
 from pipelines.partitions import quarterly, yearly
 from pipelines.resources import DatabaseResource, ReportsResource
-from reports import compliance, uk_reliability
+from reports import compliance, files, uk_reliability
 
 GROUP = "reports"
 
@@ -90,22 +90,7 @@ def compliance_report(
 def check_report_files(folder: Path, names: list[str]) -> dg.AssetCheckResult:
     """Every file named exists, is non-empty and is listed in the folder's manifest with its
     checksum."""
-    import hashlib
-    import json
-
-    manifest_path = folder / "manifest.json"
-    listed = {}
-    if manifest_path.is_file():
-        listed = {e["file"]: e for e in json.loads(manifest_path.read_text())["files"]}
-    problems = []
-    for name in names:
-        path = folder / name
-        if not path.is_file() or path.stat().st_size == 0:
-            problems.append(f"{name}: missing or empty")
-        elif name not in listed:
-            problems.append(f"{name}: not in manifest.json")
-        elif listed[name]["sha256"] != hashlib.sha256(path.read_bytes()).hexdigest():
-            problems.append(f"{name}: checksum differs from manifest.json")
+    problems = files.verify_manifest(folder, names)
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={"folder": str(folder), "problems": dg.MetadataValue.json(problems)},

@@ -71,3 +71,22 @@ def write_manifest(folder: Path) -> Path:
         "files": entries,
     }
     return write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def verify_manifest(folder: Path, names: list[str]) -> list[str]:
+    """What is wrong with the named files against the folder's manifest: missing or empty, not
+    listed, or a SHA-256 that differs. An empty list means every file is as it was written."""
+    manifest = Path(folder) / MANIFEST
+    listed = {}
+    if manifest.is_file():
+        listed = {e["file"]: e["sha256"] for e in json.loads(manifest.read_text())["files"]}
+    problems = []
+    for name in names:
+        path = Path(folder) / name
+        if not path.is_file() or path.stat().st_size == 0:
+            problems.append(f"{name}: missing or empty")
+        elif name not in listed:
+            problems.append(f"{name}: not in {MANIFEST}")
+        elif listed[name] != hashlib.sha256(path.read_bytes()).hexdigest():
+            problems.append(f"{name}: SHA-256 differs from {MANIFEST}")
+    return problems

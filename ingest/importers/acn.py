@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 import re
-import zoneinfo
 from pathlib import Path
 
 import polars as pl
 
 from chargeops.settings import ConfigError
-from ingest.importers.common import TS, Parsed, RowError, finish, first_error, quoted, wh
+from ingest.importers.common import (
+    KNOWN_ZONES,
+    TS,
+    Parsed,
+    RowError,
+    finish,
+    first_error,
+    quoted,
+    read_text,
+    wh,
+)
 
 FIELDS = (
     "connectionTime", "disconnectTime", "doneChargingTime", "kWhDelivered", "sessionID",
@@ -77,10 +86,7 @@ def _gmt(col: str) -> pl.Expr:
 
 def parse(path: Path) -> Parsed:
     """Sessions of an ACN-Data JSON file (see the module docstring)."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path)
     items = _decode(text, path)
     errors = [RowError(ln, "not an object") for ln, v in items if not isinstance(v, dict)]
     objs = [(ln, v) for ln, v in items if isinstance(v, dict)]
@@ -93,7 +99,6 @@ def parse(path: Path) -> Parsed:
         done_ts=_gmt("doneChargingTime"),
         kwh=pl.col("kWhDelivered").cast(pl.Float64, strict=False),
     )
-    zones = sorted(zoneinfo.available_timezones() | {"UTC"})
     checks = [("missing field", pl.col(c).is_null(), pl.lit(c)) for c in REQUIRED]
     checks += [
         ("bad date", pl.col("start_ts").is_null(), quoted("connectionTime")),
@@ -107,7 +112,7 @@ def parse(path: Path) -> Parsed:
         ("negative energy", pl.col("kwh") < 0, quoted("kWhDelivered")),
         (
             "unknown time zone",
-            pl.col("timezone").is_not_null() & ~pl.col("timezone").is_in(zones),
+            pl.col("timezone").is_not_null() & ~pl.col("timezone").is_in(KNOWN_ZONES),
             quoted("timezone"),
         ),
     ]

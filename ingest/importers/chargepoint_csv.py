@@ -21,7 +21,17 @@ from pathlib import Path
 import polars as pl
 
 from chargeops.settings import ConfigError
-from ingest.importers.common import TS, Parsed, RowError, finish, first_error, quoted, slug, wh
+from ingest.importers.common import (
+    TS,
+    Parsed,
+    RowError,
+    finish,
+    first_error,
+    quoted,
+    read_text,
+    slug,
+    wh,
+)
 
 # abbreviation -> (IANA zone of the site, UTC offset in minutes)
 ZONES: dict[str, tuple[str, int]] = {
@@ -102,10 +112,7 @@ def _seconds(col: str) -> pl.Expr:
 
 def parse(path: Path) -> Parsed:
     """Sessions of a ChargePoint export (see the module docstring)."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path)
     header, rows, errors = _records(text)
     rows_read = len(rows) + len(errors)
     cols = [c for c in (*REQUIRED, *OPTIONAL) if c in header]

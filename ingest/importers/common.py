@@ -15,12 +15,15 @@ more than 30 minutes as offline.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 
+from chargeops.settings import ConfigError
 from ingest.normalise import DEFAULT_MEASURAND
 from ingest.registry import CHARGE_POINT_ID
 
@@ -77,6 +80,19 @@ class Parsed:
     errors: list[RowError] = field(default_factory=list)
     rows_read: int = 0
     duplicates: int = 0  # rows whose session id came earlier in the same file
+
+
+# IANA zone names a file may give (sites' time zones); anything else is a malformed row
+KNOWN_ZONES = sorted(zoneinfo.available_timezones() | {"UTC"})
+
+
+def read_text(path: Path) -> str:
+    """The file as text (a UTF-8 BOM, as ChargePoint exports have, dropped); one clear error for
+    bytes that are not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def wh(kwh: pl.Expr) -> pl.Expr:

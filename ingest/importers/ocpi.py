@@ -15,13 +15,22 @@ the session less `total_parking_time` (hours).
 from __future__ import annotations
 
 import json
-import zoneinfo
 from pathlib import Path
 
 import polars as pl
 
 from chargeops.settings import ConfigError
-from ingest.importers.common import TS, Parsed, RowError, finish, first_error, quoted, wh
+from ingest.importers.common import (
+    KNOWN_ZONES,
+    TS,
+    Parsed,
+    RowError,
+    finish,
+    first_error,
+    quoted,
+    read_text,
+    wh,
+)
 
 FIELDS = {  # column -> path in the CDR
     "id": ("id",), "country_code": ("country_code",), "party_id": ("party_id",),
@@ -76,10 +85,7 @@ def _periods(line: int, cdr: dict) -> list[tuple[int, int, str | None, str | Non
 
 def parse(path: Path) -> Parsed:
     """Sessions of an OCPI CDR export in JSON lines (see the module docstring)."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path)
     errors: list[RowError] = []
     cdrs: list[tuple[int, dict]] = []
     for n, raw in enumerate(text.splitlines(), start=1):
@@ -134,7 +140,6 @@ def parse(path: Path) -> Parsed:
     df = df.join(per_cdr, on="line", how="left").with_columns(
         pl.col("bad_period").fill_null(False), pl.col("any_energy").fill_null(False)
     )
-    zones = sorted(zoneinfo.available_timezones() | {"UTC"})
     checks = [("missing field", pl.col(c).is_null(), pl.lit(c)) for c in REQUIRED]
     checks += [
         ("bad date", pl.col("start_ts").is_null(), quoted("start_date_time")),
@@ -149,7 +154,7 @@ def parse(path: Path) -> Parsed:
         ),
         (
             "unknown time zone",
-            pl.col("time_zone").is_not_null() & ~pl.col("time_zone").is_in(zones),
+            pl.col("time_zone").is_not_null() & ~pl.col("time_zone").is_in(KNOWN_ZONES),
             quoted("time_zone"),
         ),
         ("bad charging period", pl.col("bad_period"), pl.lit("charging_periods")),
