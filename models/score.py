@@ -68,12 +68,15 @@ class MaintenanceModel:
             risk[learned] = self.estimator.predict_proba(to_matrix(rows))[:, 1]
         return risk
 
-    def contributions(self, features: pl.DataFrame, top: int = 3) -> list[list[dict]]:
+    def contributions(
+        self, features: pl.DataFrame, top: int = 3, base: np.ndarray | None = None
+    ) -> list[list[dict]]:
         """Per row, the features whose typical value would lower the risk most: the risk minus
-        the risk with that one feature set to the fleet's reference value (occlusion)."""
+        the risk with that one feature set to the fleet's reference value (occlusion). `base`:
+        the rows' risk when the caller has it already (`predict`)."""
         if features.is_empty():
             return []
-        base = self.predict(features)
+        base = self.predict(features) if base is None else base
         learned = ~self.uses_prior(features)
         names = NUMERIC_FEATURES + CATEGORICAL_FEATURES
         out: list[list[dict]] = [[] for _ in range(features.height)]
@@ -118,7 +121,7 @@ def score(
         return pl.DataFrame(schema=SCORES)
     risk = model.predict(features)
     prior = model.uses_prior(features)
-    why = model.contributions(features, top_features)
+    why = model.contributions(features, top_features, base=risk)
     df = features.select("day", *KEY, "model").with_columns(
         pl.Series("risk", risk, dtype=pl.Float64),
         pl.Series("score_source", np.where(prior, "prior", "model"), dtype=pl.String),
