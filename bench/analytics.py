@@ -119,16 +119,15 @@ def generate(url: str, days: list[date], n_cps: int) -> int:
 
 def read_floor(url: str, day: date) -> dict:
     """Only reading the day's raw meter rows (the hot path) into Arrow, two ways."""
-    import adbc_driver_postgresql.dbapi as adbc
     import polars as pl
 
-    from chargeops.frames import adbc_uri
+    from chargeops.frames import connect
 
     d0 = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     where = f"ts >= '{d0.isoformat()}' AND ts < '{(d0 + timedelta(days=1)).isoformat()}'"
     cols = "ts, charge_point_id, evse_id, connector_id, transaction_id, measurand, context, value"
     t = time.perf_counter()
-    with adbc.connect(adbc_uri(url)) as conn, conn.cursor() as cur:
+    with connect(url) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT {cols} FROM meter_value WHERE {where}")
         n = cur.fetch_arrow_table().num_rows
     adbc_s = time.perf_counter() - t

@@ -31,7 +31,12 @@ def read_frame(conn, sql: str, schema: dict) -> pl.DataFrame:
     return df.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
+def connect(url: str):
+    """An ADBC connection for several `read_frame` calls (one connection, not one per read)."""
+    return adbc.connect(adbc_uri(url))
+
+
 def read_table(url: str, sql: str, schema: dict) -> pl.DataFrame:
     """`read_frame` over a connection of its own."""
-    with adbc.connect(adbc_uri(url)) as conn:
+    with connect(url) as conn:
         return read_frame(conn, sql, schema)

@@ -10,7 +10,7 @@ from datetime import UTC, date, timedelta
 import dagster as dg
 import polars as pl
 
-from chargeops.frames import read_table
+from chargeops.frames import connect, read_frame, read_table
 from chargeops.settings import ConfigError, Settings
 from models import artifacts
 from models import features as feats
@@ -35,54 +35,53 @@ def read_inputs(url: str, first: date, last: date) -> feats.FeatureInputs:
     lo, _ = day_bounds(first - timedelta(days=feats.LOOKBACK_DAYS))
     _, hi = day_bounds(last)
     window = f"ts >= {ts_literal(lo)} AND ts < {ts_literal(hi)}"
-    return feats.FeatureInputs(
-        connectors=read_table(
-            url,
-            """SELECT c.charge_point_id, c.evse_id, c.connector_id, cp.model, cp.firmware_version,
-                      coalesce(c.max_power_w, cp.max_power_w) AS rated_power_w,
-                      least(c.first_seen_at, cp.registered_at) AS first_seen_at
-               FROM connector c JOIN charge_point cp USING (charge_point_id)
-               WHERE c.connector_id > 0""",
-            feats.CONNECTORS,
-        ),
-        faults=read_table(
-            url,
-            f"""SELECT ts, charge_point_id, evse_id, connector_id, error_code FROM status_event
-                WHERE status = 'Faulted' AND {window}""",
-            feats.FAULTS,
-        ),
-        sessions=read_table(
-            url,
-            f"""SELECT charge_point_id, evse_id, connector_id, start_ts, duration_min, energy_wh,
-                       peak_power_w FROM analytics.sessions
-                WHERE day >= '{lo.date()}' AND day <= '{last}'""",
-            feats.SESSIONS,
-        ),
-        connection=read_table(
-            url,
-            f"""SELECT ts, charge_point_id, event FROM connection_event
-                WHERE event IN ('connect', 'disconnect', 'boot', 'heartbeat') AND {window}""",
-            feats.CONNECTION,
-        ),
-        # BootNotification stores the firmware in charge_point (latest only) and in the boot
-        # event's detail: the history comes from the events, all of them (few rows)
-        firmware=read_table(
-            url,
-            f"""SELECT ts, charge_point_id, detail->>'firmware_version' AS firmware_version
-                FROM connection_event
-                WHERE event = 'boot' AND ts < {ts_literal(hi)} AND detail ? 'firmware_version'""",
-            feats.FIRMWARE,
-        ),
-        offline=read_table(
-            url,
-            f"""SELECT day, charge_point_id, evse_id, connector_id,
-                       sum(minutes_offline) AS minutes_offline
-                FROM analytics.utilisation_hourly
-                WHERE day >= '{lo.date()}' AND day <= '{last}'
-                GROUP BY 1, 2, 3, 4""",
-            feats.OFFLINE,
-        ),
-    )
+    with connect(url) as conn:
+
+        def read(sql: str, schema: dict) -> pl.DataFrame:
+            return read_frame(conn, sql, schema)
+
+        return feats.FeatureInputs(
+            connectors=read(
+                """SELECT c.charge_point_id, c.evse_id, c.connector_id, cp.model, cp.firmware_version,
+                          coalesce(c.max_power_w, cp.max_power_w) AS rated_power_w,
+                          least(c.first_seen_at, cp.registered_at) AS first_seen_at
+                   FROM connector c JOIN charge_point cp USING (charge_point_id)
+                   WHERE c.connector_id > 0""",
+                feats.CONNECTORS,
+            ),
+            faults=read(
+                f"""SELECT ts, charge_point_id, evse_id, connector_id, error_code FROM status_event
+                    WHERE status = 'Faulted' AND {window}""",
+                feats.FAULTS,
+            ),
+            sessions=read(
+                f"""SELECT charge_point_id, evse_id, connector_id, start_ts, duration_min, energy_wh,
+                           peak_power_w FROM analytics.sessions
+                    WHERE day >= '{lo.date()}' AND day <= '{last}'""",
+                feats.SESSIONS,
+            ),
+            connection=read(
+                f"""SELECT ts, charge_point_id, event FROM connection_event
+                    WHERE event IN ('connect', 'disconnect', 'boot', 'heartbeat') AND {window}""",
+                feats.CONNECTION,
+            ),
+            # BootNotification stores the firmware in charge_point (latest only) and in the boot
+            # event's detail: the history comes from the events, all of them (few rows)
+            firmware=read(
+                f"""SELECT ts, charge_point_id, detail->>'firmware_version' AS firmware_version
+                    FROM connection_event
+                    WHERE event = 'boot' AND ts < {ts_literal(hi)} AND detail ? 'firmware_version'""",
+                feats.FIRMWARE,
+            ),
+            offline=read(
+                f"""SELECT day, charge_point_id, evse_id, connector_id,
+                           sum(minutes_offline) AS minutes_offline
+                    FROM analytics.utilisation_hourly
+                    WHERE day >= '{lo.date()}' AND day <= '{last}'
+                    GROUP BY 1, 2, 3, 4""",
+                feats.OFFLINE,
+            ),
+        )
 
 
 def read_features(url: str, where: str) -> pl.DataFrame:

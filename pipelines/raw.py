@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 
-from chargeops.frames import adbc_uri, read_frame
+from chargeops.frames import connect, read_frame
 from pipelines.analytics import frames
 from pipelines.analytics.frames import RawWindow
 
@@ -54,7 +53,7 @@ def read_window(
     d0, d1 = day_bounds(day)
     lo, hi = ts_literal(d0), ts_literal(d1)
     measurands_sql = ", ".join(f"'{m}'" for m in measurands)
-    with adbc.connect(adbc_uri(url)) as conn:
+    with connect(url) as conn:
         tx = pl.DataFrame(schema=frames.TRANSACTIONS)
         if transactions:
             tx = read_frame(

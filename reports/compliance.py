@@ -20,7 +20,7 @@ from pathlib import Path
 import jinja2
 import polars as pl
 
-from chargeops.frames import read_table
+from chargeops import frames
 from chargeops.periods import parse_period
 from reports import emissions as em
 from reports import uk_reliability as ukr
@@ -81,49 +81,53 @@ def read(url: str, label: str, start: date, end: date) -> ComplianceData:
     t0 = datetime.combine(start, datetime.min.time(), UTC)
     t1 = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
 
-    def q(sql: str, schema: dict) -> pl.DataFrame:
-        return read_table(url, sql, schema)
-
     uptime_cols = ", ".join(UPTIME)
-    return ComplianceData(
-        label=label,
-        start=start,
-        end=end,
-        sites=q("SELECT site_id, name, country, grid_region FROM site", SITES),
-        uptime=q(f"SELECT {uptime_cols} FROM analytics.uptime_daily WHERE {between}", UPTIME),
-        trailing=q(
-            f"SELECT {uptime_cols} FROM analytics.uptime_daily "
-            f"WHERE day BETWEEN '{end - timedelta(days=364)}' AND '{end}'",
-            UPTIME,
-        ),
-        outages=q(f"SELECT {', '.join(OUTAGES)} FROM analytics.outages WHERE {between}", OUTAGES),
-        exclusions=q(
-            f"SELECT {', '.join(EXCLUSIONS)} FROM outage_exclusion "
-            f"WHERE starts_at < '{t1.isoformat()}' AND ends_at > '{t0.isoformat()}' "
-            "ORDER BY starts_at",
-            EXCLUSIONS,
-        ),
-        energy=q(
-            f"SELECT {', '.join(SITE_DAY)} FROM analytics.energy_site_day WHERE {between}",
-            SITE_DAY,
-        ),
-        sessions=int(
-            q(
-                f"SELECT count(*) AS n FROM analytics.sessions WHERE {between}", {"n": pl.Int64}
-            ).item()
-            or 0
-        ),
-        emissions=q(
-            f"SELECT {', '.join(EMISSIONS)} FROM analytics.emissions_site_day WHERE {between}",
-            EMISSIONS,
-        ),
-        uk=ukr.read(url, start, end),
-        imported=q(
-            "SELECT source, count(*) AS charge_points FROM charge_point "
-            "WHERE source IS NOT NULL GROUP BY source ORDER BY source",
-            {"source": pl.String, "charge_points": pl.Int64},
-        ),
-    )
+    with frames.connect(url) as conn:
+
+        def q(sql: str, schema: dict) -> pl.DataFrame:
+            return frames.read_frame(conn, sql, schema)
+
+        return ComplianceData(
+            label=label,
+            start=start,
+            end=end,
+            sites=q("SELECT site_id, name, country, grid_region FROM site", SITES),
+            uptime=q(f"SELECT {uptime_cols} FROM analytics.uptime_daily WHERE {between}", UPTIME),
+            trailing=q(
+                f"SELECT {uptime_cols} FROM analytics.uptime_daily "
+                f"WHERE day BETWEEN '{end - timedelta(days=364)}' AND '{end}'",
+                UPTIME,
+            ),
+            outages=q(
+                f"SELECT {', '.join(OUTAGES)} FROM analytics.outages WHERE {between}", OUTAGES
+            ),
+            exclusions=q(
+                f"SELECT {', '.join(EXCLUSIONS)} FROM outage_exclusion "
+                f"WHERE starts_at < '{t1.isoformat()}' AND ends_at > '{t0.isoformat()}' "
+                "ORDER BY starts_at",
+                EXCLUSIONS,
+            ),
+            energy=q(
+                f"SELECT {', '.join(SITE_DAY)} FROM analytics.energy_site_day WHERE {between}",
+                SITE_DAY,
+            ),
+            sessions=int(
+                q(
+                    f"SELECT count(*) AS n FROM analytics.sessions WHERE {between}", {"n": pl.Int64}
+                ).item()
+                or 0
+            ),
+            emissions=q(
+                f"SELECT {', '.join(EMISSIONS)} FROM analytics.emissions_site_day WHERE {between}",
+                EMISSIONS,
+            ),
+            uk=ukr.read(url, start, end),
+            imported=q(
+                "SELECT source, count(*) AS charge_points FROM charge_point "
+                "WHERE source IS NOT NULL GROUP BY source ORDER BY source",
+                {"source": pl.String, "charge_points": pl.Int64},
+            ),
+        )
 
 
 # -- figures (pure) -------------------------------------------------------------------------------

@@ -10,13 +10,12 @@ import os
 from datetime import date
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 import great_expectations as gx
 import polars as pl
 from pydantic import Field
 
-from chargeops.frames import adbc_uri, read_frame, read_table
+from chargeops.frames import connect, read_frame, read_table
 from pipelines.assets import _preview
 from pipelines.checks import _asset_check
 from pipelines.partitions import daily, partition_day
@@ -68,7 +67,7 @@ def read_inputs(url: str, day: date) -> tuple[pl.DataFrame, logic.StripeFrames]:
       refunds AS (SELECT * FROM stripe_refund
         WHERE payment_intent IN (SELECT id FROM pis) OR charge IN (SELECT id FROM charges))
     """
-    with adbc.connect(adbc_uri(url)) as conn:
+    with connect(url) as conn:
         expected = read_frame(
             conn,
             f"SELECT {_cols(logic.EXPECTED, 'e')} FROM analytics.expected_revenue e "
