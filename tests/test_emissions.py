@@ -182,3 +182,25 @@ def test_asset_writes_the_worked_example(db, database_url):
         ).fetchall()
     )
     assert sites == {"PAS": 39344, "KNU": 0}
+
+
+def test_hourly_profile_fills_the_table_the_way_sources_md_says(tmp_path):
+    """A half-hourly series (as NESO publishes) -> the mean per UTC hour of the year, rounded to
+    the gram, in the columns grid_hourly.csv takes; the table then loads and is used."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    ts = [start + timedelta(minutes=30 * i) for i in range(48 * 2)]  # two days, 2023
+    # hour h reads 100 + h at :00 and 102 + h at :30 on day 1, 102 + h / 104 + h on day 2
+    g = [100.0 + (i // 2) % 24 + 2 * (i % 2) + 2 * (i // 48) for i in range(len(ts))]
+    series = pl.DataFrame(
+        {"ts": ts + [datetime(2022, 12, 31, 23, tzinfo=UTC)], "g_per_kwh": g + [9999.0]}
+    )
+    rows = em.hourly_profile(series, "GB", 2023, "NESO historic carbon intensity (test)")
+    assert rows["hour_utc"].to_list() == list(range(24))
+    assert rows["value"].to_list() == [102.0 + h for h in range(24)]  # the 2022 reading left out
+    folder = tmp_path / "factors"
+    shutil.copytree(em.FACTORS_DIR, folder)
+    rows.write_csv(folder / "grid_hourly.csv")
+    factors = em.load_factors(folder)
+    assert factors.hourly.filter(pl.col("region") == "GB").height == 24
