@@ -194,17 +194,21 @@ def site_figures(data: ComplianceData, ports: pl.DataFrame) -> pl.DataFrame:
 
 
 def network_figures(data: ComplianceData, ports: pl.DataFrame) -> dict:
-    up = data.uptime
-    m = float(up["minutes_in_period"].sum() or 0)
-    counted = float((up["outage_minutes"].sum() or 0) - (up["excluded_minutes"].sum() or 0))
+    totals = (
+        data.uptime.select(
+            pl.col("minutes_in_period", "outage_minutes", "excluded_minutes").sum().cast(pl.Float64)
+        )
+        .with_columns(uptime_pct=_uptime_pct())
+        .row(0, named=True)
+    )
     return {
         "ports": ports.height,
-        "uptime_pct": (100.0 * (m - counted) / m) if m else None,
+        "uptime_pct": totals["uptime_pct"],
         "ports_below_97": int((~ports["meets_97pct"].fill_null(False)).sum())
         if ports.height
         else 0,
-        "outage_hours": float(up["outage_minutes"].sum() or 0) / 60,
-        "excluded_hours": float(up["excluded_minutes"].sum() or 0) / 60,
+        "outage_hours": totals["outage_minutes"] / 60,
+        "excluded_hours": totals["excluded_minutes"] / 60,
         "energy_kwh": float(data.energy["energy_kwh"].sum() or 0),
         "sessions": data.sessions,
         "grid_kg": float(data.emissions["grid_g"].sum() or 0) / 1000,
