@@ -7,9 +7,9 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
-FORMS = "2026Q3, 2026, 2026-07 or START..END (e.g. 2026-07-01..2026-09-30)"
+FORMS = "2026Q3, 2026, 2026-07, 2026-W47, 2026-11-24 or START..END (e.g. 2026-07-01..2026-09-30)"
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,11 @@ class Period:
     label: str
     start: date
     end: date
-    kind: str  # "quarter", "year", "month" or "range"
+    kind: str  # "quarter", "year", "month", "week" (ISO), "day" or "range"
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
 
 
 class _EndsBeforeStart(ValueError):
@@ -45,6 +49,10 @@ def parse_period(text: str) -> Period:
         if m := re.fullmatch(r"(\d{4})-(\d{2})", t):
             y, mo = int(m[1]), int(m[2])
             return Period(t, date(y, mo, 1), date(y, mo, calendar.monthrange(y, mo)[1]), "month")
+        if m := re.fullmatch(r"(\d{4})-?[Ww](\d{2})", t):
+            return iso_week(date.fromisocalendar(int(m[1]), int(m[2]), 1))
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
+            return day_period(date.fromisoformat(t))
         if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", t):
             start, end = date.fromisoformat(m[1]), date.fromisoformat(m[2])
             if end < start:
@@ -55,6 +63,35 @@ def parse_period(text: str) -> Period:
     except ValueError as e:  # a month 13, a 30 February
         raise ValueError(f"period {text!r}: {e}") from None
     raise ValueError(f"period {text!r} is not {FORMS}")
+
+
+def day_period(day: date) -> Period:
+    return Period(day.isoformat(), day, day, "day")
+
+
+def iso_week(day: date) -> Period:
+    """The ISO week (Monday..Sunday) holding `day`, labelled `2026-W47`."""
+    year, week, weekday = day.isocalendar()
+    start = day - timedelta(days=weekday - 1)
+    return Period(f"{year}-W{week:02d}", start, start + timedelta(days=6), "week")
+
+
+def previous(period: Period) -> Period:
+    """The period of the same kind and length just before `period` (what a dashboard compares
+    with): the day, ISO week, month, quarter or year before, or a range of as many days."""
+    before = period.start - timedelta(days=1)
+    if period.kind == "day":
+        return day_period(before)
+    if period.kind == "week":
+        return iso_week(before)
+    if period.kind == "month":
+        return parse_period(f"{before.year}-{before.month:02d}")
+    if period.kind == "quarter":
+        return _quarter(before.year, (before.month - 1) // 3 + 1)
+    if period.kind == "year":
+        return parse_period(str(before.year))
+    start = period.start - timedelta(days=period.days)
+    return Period(f"{start}..{before}", start, before, "range")
 
 
 def quarter_key(label: str) -> str:

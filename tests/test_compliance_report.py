@@ -163,7 +163,7 @@ def test_periods_parse():
     )
     with pytest.raises(ValueError, match="ends before it starts"):
         parse_period("2025-07-02..2025-07-01")
-    with pytest.raises(ValueError, match="2026Q3, 2026, 2026-07 or START..END"):
+    with pytest.raises(ValueError, match="2026Q3, 2026, 2026-07, 2026-W47, 2026-11-24 or START"):
         parse_period("July")
 
 
