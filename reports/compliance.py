@@ -131,14 +131,14 @@ def read(url: str, label: str, start: date, end: date) -> ComplianceData:
 
 
 # -- figures (pure) -------------------------------------------------------------------------------
-def _uptime_pct() -> pl.Expr:
+def uptime_pct() -> pl.Expr:
     m = pl.col("minutes_in_period")
     return pl.when(m > 0).then(
         100.0 * (m - (pl.col("outage_minutes") - pl.col("excluded_minutes"))) / m
     )
 
 
-def _sum_minutes(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+def sum_minutes(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     return (
         df.group_by(by)
         .agg(
@@ -147,7 +147,7 @@ def _sum_minutes(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
             outage_minutes=pl.col("outage_minutes").sum(),
             excluded_minutes=pl.col("excluded_minutes").sum(),
         )
-        .with_columns(uptime_pct=_uptime_pct())
+        .with_columns(uptime_pct=uptime_pct())
     )
 
 
@@ -156,8 +156,8 @@ PORT = ["charge_point_id", "evse_id", "connector_id"]
 
 def port_uptime(data: ComplianceData) -> pl.DataFrame:
     """Per port: the period's minutes and uptime, and the trailing-12-month uptime (NEVI)."""
-    period = _sum_minutes(data.uptime, [*PORT, "site_id"])
-    trailing = _sum_minutes(data.trailing, PORT).select(
+    period = sum_minutes(data.uptime, [*PORT, "site_id"])
+    trailing = sum_minutes(data.trailing, PORT).select(
         *PORT, trailing_days="days", trailing_uptime_pct="uptime_pct"
     )
     return (
@@ -168,7 +168,7 @@ def port_uptime(data: ComplianceData) -> pl.DataFrame:
 
 
 def site_figures(data: ComplianceData, ports: pl.DataFrame) -> pl.DataFrame:
-    up = _sum_minutes(data.uptime, ["site_id"]).select("site_id", "uptime_pct")
+    up = sum_minutes(data.uptime, ["site_id"]).select("site_id", "uptime_pct")
     below = ports.group_by("site_id").agg(
         ports=pl.len().cast(pl.Int64), ports_below_97=(~pl.col("meets_97pct")).sum().cast(pl.Int64)
     )
@@ -198,7 +198,7 @@ def network_figures(data: ComplianceData, ports: pl.DataFrame) -> dict:
         data.uptime.select(
             pl.col("minutes_in_period", "outage_minutes", "excluded_minutes").sum().cast(pl.Float64)
         )
-        .with_columns(uptime_pct=_uptime_pct())
+        .with_columns(uptime_pct=uptime_pct())
         .row(0, named=True)
     )
     return {
