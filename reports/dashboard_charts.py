@@ -1,0 +1,215 @@
+"""The dashboard's plotly figures, built once and used twice: drawn live in the attached
+interactive page, and exported to PNG by kaleido (plotly's own exporter, driving the same headless
+Chromium as the PDF reports) for the email body, where no script runs.
+
+Site and charger names are passed through `html.escape`: plotly reads a small HTML subset in
+labels (`<b>`, `<a href>`), and with its entities decoded back a name like `<b>x</b>` shows as
+written instead of being interpreted.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import polars as pl
+
+from reports import dashboard_data as dd
+
+INK, MUTED, ACCENT, LIGHT, GOOD, BAD = (
+    "#1f2937",
+    "#6b7280",
+    "#1d4ed8",
+    "#93c5fd",
+    "#15803d",
+    "#b91c1c",
+)
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WIDTH, HEIGHT = 600, 280  # CSS pixels of the email column; PNGs at 2x for sharp screens
+SCALE = 2
+
+
+def label(text: str | None) -> str:
+    return html.escape(text or "", quote=False)
+
+
+def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, legend: bool = False) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 15, "color": INK}},
+        height=height,
+        width=WIDTH,
+        margin={"l": 56, "r": 24, "t": 44, "b": 40},
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        font={"family": "Helvetica, Arial, sans-serif", "size": 12, "color": INK},
+        showlegend=legend,
+        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+        bargap=0.25,
+    )
+    fig.update_xaxes(showgrid=False, linecolor="#d1d5db")
+    fig.update_yaxes(gridcolor="#eef0f3", zeroline=False, automargin=True)
+    return fig
+
+
+def _empty(fig: go.Figure, message: str) -> go.Figure:
+    fig.add_annotation(
+        text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+        font={"color": MUTED, "size": 13},
+    )  # fmt: skip
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def trend(series: pl.DataFrame) -> go.Figure:
+    colours = [ACCENT if p else LIGHT for p in series["in_period"]]
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=series["day"].to_list(), y=series["energy_kwh"].to_list(), name="kWh",
+                marker_color=colours, hovertemplate="%{x|%a %d %b}: %{y:,.1f} kWh<extra></extra>",
+            ),
+            go.Scatter(
+                x=series["day"].to_list(), y=series["sessions"].to_list(), name="sessions",
+                yaxis="y2", mode="lines+markers", line={"color": INK, "width": 2},
+                hovertemplate="%{x|%a %d %b}: %{y} sessions<extra></extra>",
+            ),
+        ]
+    )  # fmt: skip
+    fig.update_layout(
+        yaxis={"title": "kWh", "rangemode": "tozero"},
+        yaxis2={"title": "sessions", "overlaying": "y", "side": "right", "rangemode": "tozero",
+                "showgrid": False, "tickmode": "auto", "tickformat": ",d"},
+    )  # fmt: skip
+    return _layout(fig, "Energy (bars) and sessions (line) per day", legend=True)
+
+
+def site_energy(rows: list[dict]) -> go.Figure:
+    top = sorted(rows, key=lambda r: -(r["energy"]["value"] or 0.0))[:12][::-1]
+    names = [label(r["name"]) for r in top]
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=names, x=[r["energy"]["previous"] or 0.0 for r in top], orientation="h",
+                name="previous period", marker_color=LIGHT,
+                hovertemplate="%{y}: %{x:,.1f} kWh<extra>previous</extra>",
+            ),
+            go.Bar(
+                y=names, x=[r["energy"]["value"] or 0.0 for r in top], orientation="h",
+                name="this period", marker_color=ACCENT,
+                hovertemplate="%{y}: %{x:,.1f} kWh<extra>this period</extra>",
+            ),
+        ]
+    )  # fmt: skip
+    fig.update_layout(barmode="group", xaxis={"title": "kWh"})
+    fig = _layout(fig, "Energy per site", height=max(HEIGHT, 60 + 34 * len(top)), legend=True)
+    return _empty(fig, "no sites with data") if not top else fig
+
+
+def utilisation_heatmap(cells: pl.DataFrame, days: int) -> go.Figure:
+    z = [
+        [cells.filter((pl.col("local_weekday") == d) & (pl.col("local_hour") == h))["occupancy_pct"][0]
+         for h in range(24)]
+        for d in range(1, 8)
+    ]  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=list(range(24)), y=WEEKDAYS, colorscale="Blues", zmin=0,
+            colorbar={"title": {"text": "% occupied"}, "thickness": 12},
+            hovertemplate="%{y} %{x}:00 local: %{z:.1f}% occupied<extra></extra>", xgap=1, ygap=1,
+        )
+    )  # fmt: skip
+    fig.update_xaxes(title="hour of day (site local time)", dtick=2)
+    fig.update_yaxes(autorange="reversed", gridcolor="white")
+    fig = _layout(fig, f"Utilisation by hour and weekday, last {days} days", height=300)
+    if cells["occupancy_pct"].is_null().all():
+        return _empty(fig, "no utilisation measured yet")
+    return fig
+
+
+def site_uptime(rows: list[dict], target: float) -> go.Figure:
+    shown = [r for r in rows if r["uptime"]["value"] is not None]
+    shown = sorted(shown, key=lambda r: r["uptime"]["value"])[:12]
+    values = [r["uptime"]["value"] for r in shown]
+    fig = go.Figure(
+        go.Bar(
+            x=[label(r["name"]) for r in shown], y=values,
+            marker_color=[BAD if v < target else GOOD for v in values],
+            hovertemplate="%{x}: %{y:.2f}%<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.add_hline(
+        y=target, line={"color": INK, "dash": "dash", "width": 1},
+        annotation_text=f"{target:g}% target", annotation_position="top left",
+    )  # fmt: skip
+    low = min([*values, target]) if values else target
+    fig.update_yaxes(range=[max(0.0, low - 2), 100.5], title="uptime %")
+    fig = _layout(fig, "Uptime per site (lowest first)")
+    return _empty(fig, "no uptime measured in this period") if not shown else fig
+
+
+def revenue(series: pl.DataFrame, currency: str) -> go.Figure:
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=series["day"].to_list(), y=series["expected"].to_list(), name="expected",
+                marker_color=LIGHT, hovertemplate=f"%{{x|%d %b}}: %{{y:,.2f}} {currency}<extra>expected</extra>",
+            ),
+            go.Bar(
+                x=series["day"].to_list(), y=series["captured"].to_list(), name="captured − refunded",
+                marker_color=ACCENT, hovertemplate=f"%{{x|%d %b}}: %{{y:,.2f}} {currency}<extra>captured</extra>",
+            ),
+        ]
+    )  # fmt: skip
+    fig.update_layout(barmode="group", yaxis={"title": currency, "rangemode": "tozero"})
+    return _layout(fig, f"Revenue per day ({currency})", height=230, legend=True)
+
+
+def emissions(series: pl.DataFrame) -> go.Figure:
+    colours = [GOOD if p else "#86efac" for p in series["in_period"]]
+    fig = go.Figure(
+        go.Bar(
+            x=series["day"].to_list(), y=series["saved_kg"].to_list(), marker_color=colours,
+            hovertemplate="%{x|%a %d %b}: %{y:,.1f} kg CO2 saved<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_yaxes(title="kg CO2", rangemode="tozero")
+    return _layout(fig, "CO2 saved per day (tailpipe displaced − grid)")
+
+
+def build(data: dd.DashboardData, sites: list[dict], currencies: list[str]) -> dict[str, go.Figure]:
+    """The dashboard's figures by name (the name is also the PNG's cid and file name)."""
+    series = dd.daily_series(data)
+    figs = {
+        "trend": trend(series),
+        "sites": site_energy(sites),
+        "heatmap": utilisation_heatmap(dd.heatmap(data), dd.heatmap_days(data.period)),
+        "uptime": site_uptime(sites, dd.NEVI_TARGET_PCT),
+        "emissions": emissions(series),
+    }
+    for cur in currencies:
+        figs[f"revenue_{cur.lower()}"] = revenue(dd.revenue_series(data, cur), cur)
+    return figs
+
+
+def to_pngs(figs: Mapping[str, go.Figure]) -> dict[str, bytes]:
+    """Every figure as PNG bytes, all in one headless Chromium (kaleido)."""
+    from reports.browser import find_chromium
+
+    # kaleido finds its browser through BROWSER_PATH; hand it the one the project found, so
+    # CHARGEOPS_CHROMIUM and the clear not-found error apply here too
+    os.environ.setdefault("BROWSER_PATH", find_chromium())
+    names = list(figs)
+    with tempfile.TemporaryDirectory(prefix="chargeops-charts-") as tmp:
+        paths = [Path(tmp) / f"{i}.png" for i in range(len(names))]
+        pio.write_images(
+            [figs[n] for n in names], paths, format="png", scale=SCALE,
+            width=[figs[n].layout.width or WIDTH for n in names],
+            height=[figs[n].layout.height or HEIGHT for n in names],
+        )  # fmt: skip
+        return {n: p.read_bytes() for n, p in zip(names, paths, strict=True)}

@@ -1,0 +1,465 @@
+"""What the operator dashboard says, computed from the analytics tables: read once per period for
+the whole network, narrowed to an operator's or a site's sites in polars (site ids come from
+chargers and configuration, so they never reach SQL text), then summarised by pure functions.
+
+Windows: the headline figures compare the period with the one before (`chargeops.periods.previous`);
+the trend charts show at least the last 14 days and the hour-by-weekday heatmap the last 28, so a
+daily dashboard still shows a shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+import polars as pl
+
+from chargeops import frames
+from chargeops.periods import Period, previous
+from reports.compliance import NEVI_TARGET_PCT, sum_minutes, uptime_pct
+
+TREND_DAYS = 14
+HEATMAP_DAYS = 28
+LIST_ROWS = 10  # outages, at-risk connectors and exceptions listed one by one; totals cover all
+PORT = ["charge_point_id", "evse_id", "connector_id"]
+
+SITES = {"site_id": pl.String, "name": pl.String, "timezone": pl.String}
+ENERGY = {"day": pl.Date, "site_id": pl.String, "energy_kwh": pl.Float64, "sessions": pl.Int64}
+UTILISATION = {
+    "day": pl.Date, "site_id": pl.String, "connector_hours": pl.Float64,
+    "occupied_hours": pl.Float64, "charging_hours": pl.Float64,
+}  # fmt: skip
+PEAK = {
+    "day": pl.Date, "site_id": pl.String, "local_weekday": pl.Int16, "local_hour": pl.Int16,
+    "connector_hours": pl.Float64, "occupied_hours": pl.Float64, "sessions_started": pl.Int64,
+}  # fmt: skip
+UPTIME = {
+    "day": pl.Date, "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
+    "site_id": pl.String, "minutes_in_period": pl.Float64, "outage_minutes": pl.Float64,
+    "excluded_minutes": pl.Float64,
+}  # fmt: skip
+OUTAGES = {
+    "day": pl.Date, "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
+    "site_id": pl.String, "start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"),
+    "duration_min": pl.Float64, "cause": pl.String, "excluded": pl.Boolean,
+}  # fmt: skip
+EXPECTED = {
+    "day": pl.Date, "site_id": pl.String, "currency": pl.String,
+    "minor_unit_exponent": pl.Int16, "expected_gross": pl.Int64,
+}  # fmt: skip
+RECON = {
+    "day": pl.Date, "site_id": pl.String, "currency": pl.String, "captured": pl.Int64,
+    "refunded": pl.Int64, "fees": pl.Int64, "net": pl.Int64, "exceptions": pl.Int64,
+}  # fmt: skip
+EXCEPTIONS = {
+    "day": pl.Date, "line_key": pl.String, "session_id": pl.String, "site_id": pl.String,
+    "currency": pl.String, "minor_unit_exponent": pl.Int16, "expected_gross": pl.Int64,
+    "captured": pl.Int64, "refunded": pl.Int64, "category": pl.String, "reason": pl.String,
+}  # fmt: skip
+EMISSIONS = {"day": pl.Date, "site_id": pl.String, "net_saving_g": pl.Float64}
+AT_RISK = {
+    "day": pl.Date, "rank": pl.Int32, "charge_point_id": pl.String, "evse_id": pl.Int32,
+    "connector_id": pl.Int32, "site_id": pl.String, "model": pl.String, "risk": pl.Float64,
+    "score_source": pl.String, "top_features": pl.String,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    period: Period
+    prev: Period
+    first: date  # the earliest day read: the previous period, the trend or the heatmap window
+    sites: pl.DataFrame
+    energy: pl.DataFrame
+    utilisation: pl.DataFrame
+    peak: pl.DataFrame
+    uptime: pl.DataFrame
+    outages: pl.DataFrame
+    expected: pl.DataFrame
+    recon: pl.DataFrame
+    exceptions: pl.DataFrame  # reconciliation lines other than matched, in the period
+    emissions: pl.DataFrame
+    at_risk: pl.DataFrame  # the latest scores on or before the period's end, at-risk rows
+
+
+def window_start(period: Period) -> date:
+    prev = previous(period)
+    return min(prev.start, period.end - timedelta(days=max(TREND_DAYS, HEATMAP_DAYS) - 1))
+
+
+def read(url: str, period: Period) -> DashboardData:
+    """Every figure the dashboards of `period` need, for all sites, over one connection."""
+    first, end = window_start(period), period.end
+    window = f"day BETWEEN '{first}' AND '{end}'"
+    in_period = f"day BETWEEN '{period.start}' AND '{end}'"
+    with frames.connect(url) as conn:
+
+        def q(sql: str, schema: dict) -> pl.DataFrame:
+            return frames.read_frame(conn, sql, schema)
+
+        def cols(schema: dict) -> str:
+            return ", ".join(schema)
+
+        return DashboardData(
+            period=period,
+            prev=previous(period),
+            first=first,
+            sites=q("SELECT site_id, name, timezone FROM site ORDER BY site_id", SITES),
+            energy=q(
+                f"SELECT {cols(ENERGY)} FROM analytics.energy_site_day WHERE {window}", ENERGY
+            ),
+            utilisation=q(
+                f"SELECT {cols(UTILISATION)} FROM analytics.utilisation_site_day WHERE {window}",
+                UTILISATION,
+            ),
+            peak=q(f"SELECT {cols(PEAK)} FROM analytics.peak_usage WHERE {window}", PEAK),
+            uptime=q(f"SELECT {cols(UPTIME)} FROM analytics.uptime_daily WHERE {window}", UPTIME),
+            outages=q(f"SELECT {cols(OUTAGES)} FROM analytics.outages WHERE {window}", OUTAGES),
+            expected=q(
+                "SELECT day, site_id, currency, min(minor_unit_exponent) AS minor_unit_exponent, "
+                "sum(gross_amount)::bigint AS expected_gross FROM analytics.expected_revenue "
+                f"WHERE {window} GROUP BY 1, 2, 3",
+                EXPECTED,
+            ),
+            recon=q(
+                "SELECT day, site_id, currency, sum(captured)::bigint AS captured, "
+                "sum(refunded)::bigint AS refunded, sum(fees)::bigint AS fees, "
+                "sum(net)::bigint AS net, "
+                "sum(n_amount_mismatch + n_missing_payment + n_orphan_payment "
+                "+ n_duplicate_payment + n_refunded + n_partially_refunded + n_disputed "
+                "+ n_failed)::bigint AS exceptions "
+                f"FROM analytics.reconciliation_site_day WHERE {window} GROUP BY 1, 2, 3",
+                RECON,
+            ),
+            exceptions=q(
+                f"SELECT {cols(EXCEPTIONS)} FROM analytics.reconciliation_lines "
+                f"WHERE {in_period} AND category <> 'matched' ORDER BY day, line_key",
+                EXCEPTIONS,
+            ),
+            emissions=q(
+                f"SELECT {cols(EMISSIONS)} FROM analytics.emissions_site_day WHERE {window}",
+                EMISSIONS,
+            ),
+            # the same rows as the view analytics.maintenance_at_risk, as of the period's end
+            at_risk=q(
+                "SELECT s.day, s.rank, s.charge_point_id, s.evse_id, s.connector_id, cp.site_id, "
+                "s.model, s.risk, s.score_source, s.top_features::text AS top_features "
+                "FROM analytics.maintenance_scores s "
+                "LEFT JOIN charge_point cp USING (charge_point_id) WHERE s.at_risk AND s.day = "
+                f"(SELECT max(day) FROM analytics.maintenance_scores WHERE day <= '{end}') "
+                "ORDER BY s.rank",
+                AT_RISK,
+            ),
+        )
+
+
+def scoped(data: DashboardData, site_ids: tuple[str, ...] | None) -> DashboardData:
+    """The data of some sites only (`None`: the whole network, where payments of unknown
+    chargers, which have no site, count too)."""
+    if site_ids is None:
+        return data
+    keep = pl.col("site_id").is_in(list(site_ids))
+    return replace(
+        data,
+        **{
+            name: getattr(data, name).filter(keep)
+            for name in (
+                "sites",
+                "energy",
+                "utilisation",
+                "peak",
+                "uptime",
+                "outages",
+                "expected",
+                "recon",
+                "exceptions",
+                "emissions",
+                "at_risk",
+            )  # fmt: skip
+        },
+    )
+
+
+# -- summaries (pure) -----------------------------------------------------------------------------
+def _between(df: pl.DataFrame, p: Period) -> pl.DataFrame:
+    return df.filter(pl.col("day").is_between(p.start, p.end))
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if not den else 100.0 * (num or 0.0) / den
+
+
+def figure(current: float | None, before: float | None, *, good: str = "up") -> dict:
+    """A headline figure with its change: `good` says which way is good news (colours only)."""
+    change, direction = None, None
+    if current is not None and before:
+        change = 100.0 * (current - before) / abs(before)
+        direction = None if abs(change) < 0.05 else ("up" if change > 0 else "down")
+    elif current and before == 0:  # from nothing: no percentage, but a direction
+        direction = "up" if current > 0 else "down"
+    tone = "flat" if direction is None else ("good" if direction == good else "bad")
+    return {
+        "value": current, "previous": before, "change_pct": change, "direction": direction,
+        "tone": tone,
+    }  # fmt: skip
+
+
+def _totals(data: DashboardData, p: Period) -> dict:
+    energy = _between(data.energy, p)
+    util = _between(data.utilisation, p)
+    up = _between(data.uptime, p).select(
+        pl.col("minutes_in_period", "outage_minutes", "excluded_minutes").sum().cast(pl.Float64)
+    )
+    uptime = up.with_columns(uptime_pct=uptime_pct())["uptime_pct"][0] if up.height else None
+    outages = _between(data.outages, p)
+    return {
+        "sessions": int(energy["sessions"].sum() or 0),
+        "energy_kwh": float(energy["energy_kwh"].sum() or 0.0),
+        "utilisation_pct": _ratio(util["occupied_hours"].sum(), util["connector_hours"].sum()),
+        "uptime_pct": uptime,
+        "outages": outages.filter(~pl.col("excluded").fill_null(False)).height,
+        "outage_hours": float(outages["duration_min"].sum() or 0.0) / 60,
+        "saved_kg": float(_between(data.emissions, p)["net_saving_g"].sum() or 0.0) / 1000,
+    }
+
+
+def headline(data: DashboardData) -> dict:
+    now, before = _totals(data, data.period), _totals(data, data.prev)
+    bad_up = {"outages", "outage_hours"}
+    return {
+        k: figure(now[k], before[k], good="down" if k in bad_up else "up")
+        for k in now  # fmt: skip
+    }
+
+
+def revenue(data: DashboardData) -> list[dict]:
+    """Per currency: expected (what sessions owe under their tariffs), captured, refunded, fees,
+    net and the reconciliation exceptions, this period and the one before; minor units."""
+
+    def per_currency(p: Period) -> pl.DataFrame:
+        exp = (
+            _between(data.expected, p)
+            .group_by("currency")
+            .agg(pl.col("minor_unit_exponent").min(), pl.col("expected_gross").sum())
+        )
+        rec = (
+            _between(data.recon, p)
+            .group_by("currency")
+            .agg(pl.col("captured", "refunded", "fees", "net", "exceptions").sum())
+        )
+        return exp.join(rec, on="currency", how="full", coalesce=True)
+
+    now, before = per_currency(data.period), per_currency(data.prev)
+    rows = []
+    for cur in sorted(set(now["currency"].to_list()) | set(before["currency"].to_list())):
+        a = now.filter(pl.col("currency") == cur).to_dicts()
+        b = before.filter(pl.col("currency") == cur).to_dicts()
+        a, b = (a[0] if a else {}), (b[0] if b else {})
+        exponent = a.get("minor_unit_exponent") or b.get("minor_unit_exponent") or 2
+        rows.append(
+            {
+                "currency": cur,
+                "exponent": exponent,
+                **{
+                    k: figure(a.get(k), b.get(k), good="down" if k == "exceptions" else "up")
+                    for k in ("expected_gross", "captured", "refunded", "fees", "net", "exceptions")
+                },
+            }
+        )
+    return rows
+
+
+def _site_totals(data: DashboardData, p: Period) -> pl.DataFrame:
+    energy = (
+        _between(data.energy, p)
+        .group_by("site_id")
+        .agg(pl.col("energy_kwh").sum(), pl.col("sessions").sum())
+    )
+    util = (
+        _between(data.utilisation, p)
+        .group_by("site_id")
+        .agg(pl.col("occupied_hours", "connector_hours").sum())
+        .select(
+            "site_id",
+            utilisation_pct=pl.when(pl.col("connector_hours") > 0).then(
+                100.0 * pl.col("occupied_hours") / pl.col("connector_hours")
+            ),
+        )
+    )
+    up = sum_minutes(_between(data.uptime, p), ["site_id"]).select("site_id", "uptime_pct")
+    outages = (
+        _between(data.outages, p)
+        .filter(~pl.col("excluded").fill_null(False))
+        .group_by("site_id")
+        .agg(outages=pl.len().cast(pl.Int64))
+    )
+    saved = (
+        _between(data.emissions, p)
+        .group_by("site_id")
+        .agg(saved_kg=pl.col("net_saving_g").sum() / 1000)
+    )
+    exceptions = (
+        _between(data.recon, p).group_by("site_id").agg(pl.col("exceptions").sum().cast(pl.Int64))
+    )
+    out = data.sites.select("site_id", "name")
+    for df in (energy, util, up, outages, saved, exceptions):
+        out = out.join(df, on="site_id", how="left")
+    return out
+
+
+def sites(data: DashboardData) -> list[dict]:
+    """One row per site with this period's figures and the change against the previous one."""
+    now, before = _site_totals(data, data.period), _site_totals(data, data.prev)
+    rows = []
+    for row in now.to_dicts():
+        b = before.filter(pl.col("site_id") == row["site_id"]).to_dicts()
+        b = b[0] if b else {}
+        rows.append(
+            {
+                **row,
+                "name": row["name"] or row["site_id"],
+                "sessions": row["sessions"] or 0,
+                "energy": figure(row["energy_kwh"] or 0.0, b.get("energy_kwh")),
+                "uptime": figure(row["uptime_pct"], b.get("uptime_pct")),
+                "outages": row["outages"] or 0,
+                "exceptions": row["exceptions"] or 0,
+                "below_target": row["uptime_pct"] is not None
+                and row["uptime_pct"] < NEVI_TARGET_PCT,
+            }
+        )
+    return sorted(rows, key=lambda r: (-(r["energy"]["value"] or 0.0), r["site_id"]))
+
+
+def _names(data: DashboardData) -> pl.DataFrame:
+    return data.sites.select("site_id", site_name=pl.coalesce("name", "site_id"))
+
+
+def ports_below_target(data: DashboardData) -> list[dict]:
+    """Ports whose uptime over the period is under 97% (the NEVI line), worst first."""
+    ports = sum_minutes(_between(data.uptime, data.period), [*PORT, "site_id"])
+    return (
+        ports.filter(pl.col("uptime_pct") < NEVI_TARGET_PCT)
+        .join(_names(data), on="site_id", how="left")
+        .sort("uptime_pct", *PORT)
+        .to_dicts()
+    )
+
+
+def outages(data: DashboardData) -> dict:
+    o = _between(data.outages, data.period).join(_names(data), on="site_id", how="left")
+    return {
+        "count": o.height,
+        "excluded": int(o["excluded"].fill_null(False).sum()),
+        "hours": float(o["duration_min"].sum() or 0.0) / 60,
+        "longest": o.sort("duration_min", descending=True).head(LIST_ROWS).to_dicts(),
+    }
+
+
+def at_risk(data: DashboardData) -> dict:
+    import json
+
+    rows = data.at_risk.join(_names(data), on="site_id", how="left").sort("rank")
+    listed = []
+    for r in rows.head(LIST_ROWS).to_dicts():
+        feats = json.loads(r["top_features"]) if r["top_features"] else []
+        listed.append({**r, "signals": [f["feature"] for f in feats if "feature" in f][:3]})
+    day = rows["day"][0] if rows.height else None
+    return {"day": day, "count": rows.height, "rows": listed}
+
+
+def exceptions(data: DashboardData) -> dict:
+    e = data.exceptions.join(_names(data), on="site_id", how="left")
+    by_category = (
+        e.group_by("category")
+        .agg(lines=pl.len().cast(pl.Int64))
+        .sort("lines", "category", descending=[True, False])
+    )
+    worst = e.with_columns(
+        gap=(pl.col("expected_gross") - pl.col("captured") + pl.col("refunded")).abs()
+    ).sort("gap", "day", descending=[True, False])
+    return {
+        "count": e.height,
+        "by_category": by_category.to_dicts(),
+        "rows": worst.head(LIST_ROWS).to_dicts(),
+    }
+
+
+def daily_series(data: DashboardData) -> pl.DataFrame:
+    """Per day of the trend window: sessions, kWh, utilisation %, uptime %, kg CO2 saved and,
+    per currency, expected and captured (major units); days without rows are zeros or nulls."""
+    days = pl.DataFrame(
+        {
+            "day": pl.date_range(
+                data.period.end - timedelta(days=trend_days(data.period) - 1),
+                data.period.end,
+                eager=True,
+            )
+        }  # fmt: skip
+    )
+    energy = data.energy.group_by("day").agg(pl.col("sessions", "energy_kwh").sum())
+    util = (
+        data.utilisation.group_by("day")
+        .agg(pl.col("occupied_hours", "connector_hours").sum())
+        .select("day", utilisation_pct=100.0 * pl.col("occupied_hours") / pl.col("connector_hours"))
+    )
+    up = sum_minutes(data.uptime, ["day"]).select("day", "uptime_pct")
+    saved = data.emissions.group_by("day").agg(saved_kg=pl.col("net_saving_g").sum() / 1000)
+    out = days
+    for df in (energy, util, up, saved):
+        out = out.join(df, on="day", how="left")
+    return out.with_columns(
+        pl.col("sessions").fill_null(0),
+        pl.col("energy_kwh").fill_null(0.0),
+        pl.col("saved_kg").fill_null(0.0),
+        in_period=pl.col("day").is_between(data.period.start, data.period.end),
+    ).sort("day")
+
+
+def revenue_series(data: DashboardData, currency: str) -> pl.DataFrame:
+    """Expected and captured per day of the trend window in `currency`'s major units."""
+    days = daily_series(data).select("day", "in_period")
+    exp = data.expected.filter(pl.col("currency") == currency)
+    scale = 10.0 ** int(exp["minor_unit_exponent"].min() or 2) if exp.height else 100.0
+    expected = exp.group_by("day").agg(expected=pl.col("expected_gross").sum() / scale)
+    captured = (
+        data.recon.filter(pl.col("currency") == currency)
+        .group_by("day")
+        .agg(captured=(pl.col("captured") - pl.col("refunded")).sum() / scale)
+    )
+    return (
+        days.join(expected, on="day", how="left")
+        .join(captured, on="day", how="left")
+        .with_columns(pl.col("expected", "captured").fill_null(0.0))
+    )
+
+
+def heatmap(data: DashboardData) -> pl.DataFrame:
+    """Occupancy % by local weekday (1 = Monday, as analytics.peak_usage) and hour over the heatmap window, every cell
+    present (null where no connector was counted)."""
+    first = data.period.end - timedelta(days=heatmap_days(data.period) - 1)
+    grid = pl.DataFrame(
+        {"local_weekday": list(range(1, 8))}, schema={"local_weekday": pl.Int16}
+    ).join(
+        pl.DataFrame({"local_hour": list(range(24))}, schema={"local_hour": pl.Int16}), how="cross"
+    )
+    cells = (
+        data.peak.filter(pl.col("day").is_between(first, data.period.end))
+        .group_by("local_weekday", "local_hour")
+        .agg(pl.col("occupied_hours", "connector_hours", "sessions_started").sum())
+        .with_columns(
+            occupancy_pct=pl.when(pl.col("connector_hours") > 0).then(
+                100.0 * pl.col("occupied_hours") / pl.col("connector_hours")
+            )
+        )
+    )
+    return grid.join(cells, on=["local_weekday", "local_hour"], how="left").sort(
+        "local_weekday", "local_hour"
+    )
+
+
+def trend_days(period: Period) -> int:
+    return max(TREND_DAYS, period.days + previous(period).days)
+
+
+def heatmap_days(period: Period) -> int:
+    return max(HEATMAP_DAYS, period.days)
