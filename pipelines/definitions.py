@@ -1,18 +1,28 @@
 """The Dagster code location (`[tool.dagster] module_name`): every asset with its checks, the
-resources (database, Stripe, reports folder, model store), the jobs, schedules and the late-data sensor."""
+resources (database, Stripe, reports folder, model store, SMTP, dashboard recipients), the jobs,
+schedules and the late-data sensor."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipelines import automation, emissions_asset, evchart_asset, maintenance, report_assets
+from pipelines import (
+    automation,
+    dashboard_asset,
+    emissions_asset,
+    evchart_asset,
+    maintenance,
+    report_assets,
+)
 from pipelines.assets import ASSETS
 from pipelines.checks import CHECKS
 from pipelines.payments import ingest_asset, reconciliation_asset
 from pipelines.resources import (
+    DashboardResource,
     DatabaseResource,
     ModelStoreResource,
     ReportsResource,
+    SmtpResource,
     StripeResource,
 )
 
@@ -24,6 +34,7 @@ ALL_ASSETS = [
     *evchart_asset.ASSETS,
     *report_assets.ASSETS,
     *maintenance.ASSETS,
+    *dashboard_asset.ASSETS,
 ]
 ALL_CHECKS = [
     *CHECKS,
@@ -44,6 +55,7 @@ defs = dg.Definitions(
         automation.evchart_job,
         automation.uk_job,
         *maintenance.JOBS,
+        *dashboard_asset.JOBS,
     ],
     schedules=[
         automation.previous_day,
@@ -52,6 +64,7 @@ defs = dg.Definitions(
         automation.quarterly_reports,
         automation.uk_yearly,
         *maintenance.SCHEDULES,
+        *dashboard_asset.SCHEDULES,
     ],
     sensors=[automation.late_data],
     resources={
@@ -59,5 +72,7 @@ defs = dg.Definitions(
         "stripe": StripeResource(),
         "reports": ReportsResource(),
         "model_store": ModelStoreResource(),
+        "smtp": SmtpResource(),
+        "dashboard_recipients": DashboardResource(),
     },
 )

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -34,6 +34,14 @@ yearly = dg.TimeWindowPartitionsDefinition(
     cron_schedule="0 0 1 1 *",
     start=_first.replace(month=1, day=1).isoformat(),
     fmt="%Y-%m-%d",
+    timezone="UTC",
+    end_offset=1,
+)
+
+# ISO weeks (Monday to Sunday), keyed by their Monday, for the weekly operator dashboard
+weekly = dg.WeeklyPartitionsDefinition(
+    start_date=(_first - timedelta(days=_first.weekday())).isoformat(),
+    day_offset=1,
     timezone="UTC",
     end_offset=1,
 )

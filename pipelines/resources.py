@@ -71,3 +71,54 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     def path(self) -> Path:
         return Path(self.directory) if self.directory else Settings.from_env().data_dir / "models"
+
+
+class SmtpResource(dg.ConfigurableResource):
+    """The SMTP relay the dashboards go through. Empty fields fall back to the environment
+    (CHARGEOPS_SMTP_HOST, _PORT, _SECURITY, _USER, _PASSWORD, _FROM, _CA_FILE); with no host at
+    all, dashboards are written and not sent. The password is best left to the environment."""
+
+    host: str = ""
+    port: int = 0  # 0: the environment's, else the default of `security`
+    security: str = ""  # starttls | ssl | none
+    username: str = ""
+    password: str = ""
+    sender: str = ""
+    ca_file: str = ""
+
+    def config(self):
+        """A `reports.mail.SmtpConfig`, or None when no SMTP host is configured."""
+        import os
+
+        from reports.mail import SmtpConfig
+
+        env = dict(os.environ)
+        given = {
+            "CHARGEOPS_SMTP_HOST": self.host,
+            "CHARGEOPS_SMTP_PORT": str(self.port) if self.port else "",
+            "CHARGEOPS_SMTP_SECURITY": self.security,
+            "CHARGEOPS_SMTP_USER": self.username,
+            "CHARGEOPS_SMTP_PASSWORD": self.password,
+            "CHARGEOPS_SMTP_FROM": self.sender,
+            "CHARGEOPS_SMTP_CA_FILE": self.ca_file,
+        }
+        env.update({k: v for k, v in given.items() if v})
+        return SmtpConfig.from_env(env)
+
+
+class DashboardResource(dg.ConfigurableResource):
+    """Who receives which dashboard: a recipients YAML file (empty: CHARGEOPS_DASHBOARD_RECIPIENTS,
+    else CHARGEOPS_DASHBOARD_TO for the whole network, else files only, one per site and one for
+    the network)."""
+
+    recipients_file: str = ""
+
+    def audiences(self, sites: dict[str, str]):
+        import os
+
+        from reports import recipients
+
+        env = dict(os.environ)
+        if self.recipients_file:
+            env["CHARGEOPS_DASHBOARD_RECIPIENTS"] = self.recipients_file
+        return recipients.from_env(sites, env)

@@ -1,0 +1,132 @@
+"""The operator dashboard as Dagster assets: `operator_dashboard_daily` (daily partitions, sent
+each morning for the day before) and `operator_dashboard_weekly` (ISO weeks, sent on Monday for
+the week before). Each writes every audience's files and, where SMTP is configured and the
+audience has recipients, mails it; a partition re-run mails only those who did not get it."""
+
+from datetime import UTC, date, timedelta
+
+import dagster as dg
+
+from chargeops.periods import day_period, iso_week
+from pipelines.partitions import daily, weekly
+from pipelines.resources import DashboardResource, DatabaseResource, ReportsResource, SmtpResource
+from reports import dashboard
+
+GROUP = "dashboard"
+UPSTREAM = [
+    "sessions", "energy", "utilisation", "peak_usage", "uptime", "expected_revenue",
+    "reconciliation", "emissions", "maintenance_scores",
+]  # fmt: skip
+
+
+class DashboardConfig(dg.Config):
+    send: bool = True  # False: write the files only (a dry run)
+    resend: bool = False  # mail audiences that already got this period's dashboard again
+
+
+def _materialize(
+    context: dg.AssetExecutionContext,
+    period,
+    config: DashboardConfig,
+    database: DatabaseResource,
+    reports: ReportsResource,
+    smtp: SmtpResource,
+    recipients: DashboardResource,
+) -> dg.MaterializeResult:
+    url = database.resolved_url()
+    smtp_config = smtp.config()
+    audiences = recipients.audiences(dashboard.site_names(url))
+    results = dashboard.run(
+        url, reports.path(), period, audiences,
+        smtp=smtp_config, send=config.send, resend=config.resend, log=context.log.info,
+    )  # fmt: skip
+    network = next((r for r in results if r.audience.scope == "operator"), results[0])
+    h = network.headline
+    return dg.MaterializeResult(
+        metadata={
+            "period": period.label,
+            "folder": dg.MetadataValue.path(str(network.folder.parent)),
+            "audiences": dg.MetadataValue.md(
+                "| audience | status | recipients | subject |\n|---|---|---|---|\n"
+                + "\n".join(
+                    f"| {r.audience.key} | {r.status} | {len(r.accepted) or len(r.audience.to)} "
+                    f"| {r.subject.replace('|', '/')} |"
+                    for r in results
+                )
+            ),
+            "sent": sum(r.status == "sent" for r in results),
+            "smtp": "not configured" if smtp_config is None else f"{smtp_config.host}",
+            "preview": dg.MetadataValue.path(str(network.folder / "email.html")),
+            "sessions": h.get("sessions"),
+            "energy_kwh": round(h.get("energy_kwh") or 0.0, 1),
+            "uptime_pct": None if h.get("uptime_pct") is None else round(h["uptime_pct"], 3),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name=GROUP,
+    kinds={"html", "email"},
+    deps=UPSTREAM,
+    description="The operator dashboard for the day against the day before, per operator and "
+    "site: email body (inline PNG charts) + interactive HTML attachment, written under "
+    "<reports>/<day>/dashboard/ and mailed where SMTP and recipients are configured.",
+)
+def operator_dashboard_daily(
+    context: dg.AssetExecutionContext,
+    config: DashboardConfig,
+    database: DatabaseResource,
+    reports: ReportsResource,
+    smtp: SmtpResource,
+    dashboard_recipients: DashboardResource,
+) -> dg.MaterializeResult:
+    period = day_period(date.fromisoformat(context.partition_key))
+    return _materialize(context, period, config, database, reports, smtp, dashboard_recipients)
+
+
+@dg.asset(
+    partitions_def=weekly,
+    group_name=GROUP,
+    kinds={"html", "email"},
+    deps=UPSTREAM,
+    description="The operator dashboard for the ISO week (Monday to Sunday) against the week "
+    "before; files under <reports>/<year>-W<week>/dashboard/, mailed as the daily one.",
+)
+def operator_dashboard_weekly(
+    context: dg.AssetExecutionContext,
+    config: DashboardConfig,
+    database: DatabaseResource,
+    reports: ReportsResource,
+    smtp: SmtpResource,
+    dashboard_recipients: DashboardResource,
+) -> dg.MaterializeResult:
+    period = iso_week(date.fromisoformat(context.partition_key))
+    return _materialize(context, period, config, database, reports, smtp, dashboard_recipients)
+
+
+daily_job = dg.define_asset_job(
+    "operator_dashboard_daily_job", selection=[operator_dashboard_daily]
+)
+weekly_job = dg.define_asset_job(
+    "operator_dashboard_weekly_job", selection=[operator_dashboard_weekly]
+)
+
+
+@dg.schedule(job=daily_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
+def dashboard_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """At 06:00 UTC, after the night's analytics (00:30) and reconciliation (02:00): yesterday."""
+    day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
+    return dg.RunRequest(run_key=f"dashboard-{day}", partition_key=day.isoformat())
+
+
+@dg.schedule(job=weekly_job, cron_schedule="0 7 * * 1", execution_timezone="UTC")
+def dashboard_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Mondays at 07:00 UTC: the ISO week that ended on Sunday."""
+    week = iso_week((context.scheduled_execution_time.astimezone(UTC) - timedelta(days=7)).date())
+    return dg.RunRequest(run_key=f"dashboard-{week.label}", partition_key=week.start.isoformat())
+
+
+ASSETS = [operator_dashboard_daily, operator_dashboard_weekly]
+JOBS = [daily_job, weekly_job]
+SCHEDULES = [dashboard_daily, dashboard_weekly]
