@@ -340,6 +340,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 1 if runner.failures else 0
 
 
+def cmd_dashboard_send(args: argparse.Namespace) -> int:
+    from reports.dashboard import cli
+
+    return cli(args, _settings(args))
+
+
 def cmd_maintenance_top(args: argparse.Namespace) -> int:
     from pipelines.maintenance import cli_top
 
@@ -508,6 +514,31 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--n", type=int, default=20, help="how many (default 20)")
     top.add_argument("--day", help="score day (default: the latest scored)")
     top.set_defaults(func=cmd_maintenance_top)
+
+    dash = sub.add_parser(
+        "dashboard", help="the operator dashboard, emailed as HTML"
+    ).add_subparsers(dest="dashboard_command", required=True)
+    send = dash.add_parser("send", help="build each audience's dashboard and mail it")
+    send.add_argument(
+        "--period", help="2026-11-24, 2026-W47, 2026-11, ... (default: yesterday, UTC)"
+    )
+    send.add_argument(
+        "--weekly", action="store_true", help="without --period: the last whole ISO week"
+    )
+    send.add_argument(
+        "--audience", action="append", help="only this audience (repeatable), e.g. operator-acme"
+    )
+    send.add_argument(
+        "--recipients", help="recipients YAML file (default CHARGEOPS_DASHBOARD_RECIPIENTS)"
+    )
+    send.add_argument(
+        "--dry-run", action="store_true", help="write the .eml and HTML files, send nothing"
+    )
+    send.add_argument(
+        "--resend", action="store_true", help="mail audiences that already got this period"
+    )
+    send.add_argument("--out", help="reports directory (default CHARGEOPS_REPORTS_DIR)")
+    send.set_defaults(func=cmd_dashboard_send)
     return parser
 
 
