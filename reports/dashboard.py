@@ -17,10 +17,12 @@ browser), `charts/*.png` and `dashboard.html`; the period folder's manifest list
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from functools import cached_property
 from pathlib import Path
 
 import css_inline
@@ -55,11 +57,13 @@ class Dashboard:
     context: dict
     figures: dict
     pngs: dict[str, bytes] = field(default_factory=dict)
+    plotly_js: str = "inline"  # or "cdn": the attachment loads plotly.js from cdn.plot.ly
 
     def email_html(self, image_src: Callable[[str], str]) -> str:
         page = render(self.context, mode="email", image_src=image_src)
         return css_inline.inline(page)
 
+    @cached_property  # 4.7 MB with plotly.js inline: rendered once, attached and written
     def interactive_html(self) -> str:
         divs = {
             name: Markup(
@@ -73,7 +77,12 @@ class Dashboard:
             )  # fmt: skip
             for name, fig in self.figures.items()
         }
-        return render(self.context, mode="interactive", charts=divs, plotly_js=Markup(_plotly_js()))
+        return render(
+            self.context,
+            mode="interactive",
+            charts=divs,
+            plotly_script=_plotly_script(self.plotly_js),
+        )
 
     def text(self) -> str:
         c, h = self.context, self.context["headline"]
@@ -102,10 +111,18 @@ class Dashboard:
         return "\n".join(lines) + "\n"
 
 
-def _plotly_js() -> str:
+def _plotly_script(mode: str) -> Markup:
+    """plotly.js inline (the page works offline), or plotly's own CDN tag (with its SRI hash)."""
+    if mode == "cdn":
+        tag = re.search(
+            r"<script[^>]*\bsrc=[^>]*></script>",
+            pio.to_html(go.Figure(), include_plotlyjs="cdn", full_html=False),
+        )
+        assert tag is not None, "plotly's CDN script tag"
+        return Markup(tag[0])
     from plotly.offline import get_plotlyjs
 
-    return get_plotlyjs()
+    return Markup(f"<script>{get_plotlyjs()}</script>")
 
 
 # -- formatting -----------------------------------------------------------------------------------
@@ -228,7 +245,7 @@ def message(d: Dashboard, sender: str) -> EmailMessage:
         html=d.email_html(lambda n: f"cid:{cid(n)}"),
         text=d.text(),
         inline_images={cid(n): png for n, png in d.pngs.items()},
-        attachments=[(ATTACHMENT, d.interactive_html().encode("utf-8"), "text/html")],
+        attachments=[(ATTACHMENT, d.interactive_html.encode("utf-8"), "text/html")],
     )
 
 
@@ -237,7 +254,7 @@ def write(d: Dashboard, msg: EmailMessage, folder: Path) -> list[Path]:
     for name, png in d.pngs.items():
         paths.append(write_bytes(folder / "charts" / cid(name), png))
     paths.append(write_text(folder / "email.html", d.email_html(lambda n: f"charts/{cid(n)}")))
-    paths.append(write_text(folder / ATTACHMENT, d.interactive_html()))
+    paths.append(write_text(folder / ATTACHMENT, d.interactive_html))
     return paths
 
 
@@ -276,6 +293,20 @@ def _record(url: str, period: str, key: str, message_id: str, accepted: list[str
         )
 
 
+PLOTLYJS_ENV = "CHARGEOPS_DASHBOARD_PLOTLYJS"
+
+
+def plotly_js_mode() -> str:
+    """`inline` (default: the attachment works offline, ~4.7 MB) or `cdn` (~100 KB; the reader's
+    browser fetches plotly.js from cdn.plot.ly)."""
+    from chargeops.settings import ConfigError
+
+    mode = os.environ.get(PLOTLYJS_ENV, "").strip().lower() or "inline"
+    if mode not in {"inline", "cdn"}:
+        raise ConfigError(f"{PLOTLYJS_ENV}={mode!r}: use inline or cdn")
+    return mode
+
+
 def site_names(url: str) -> dict[str, str]:
     from chargeops import frames
 
@@ -300,9 +331,12 @@ def run(
     A dashboard already sent for this period and audience is not sent again unless `resend`, so a
     re-run after a failure mails only those who did not get it. Files are always written."""
     p = period if isinstance(period, Period) else parse_period(period)
+    plotly_js = plotly_js_mode()
     data = dd.read(url, p)
     now = datetime.now(UTC)
     dashboards = [build(data, a, now) for a in audiences]
+    for d in dashboards:
+        d.plotly_js = plotly_js
     log(f"rendering {sum(len(d.figures) for d in dashboards)} charts")
     render_pngs(dashboards)
     sender = smtp.sender if smtp else "chargeops <dashboard@localhost>"

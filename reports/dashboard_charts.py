@@ -112,11 +112,8 @@ def site_energy(rows: list[dict]) -> go.Figure:
 
 
 def utilisation_heatmap(cells: pl.DataFrame, days: int) -> go.Figure:
-    z = [
-        [cells.filter((pl.col("local_weekday") == d) & (pl.col("local_hour") == h))["occupancy_pct"][0]
-         for h in range(24)]
-        for d in range(1, 8)
-    ]  # fmt: skip
+    values = cells.sort("local_weekday", "local_hour")["occupancy_pct"].to_list()
+    z = [values[24 * d : 24 * (d + 1)] for d in range(7)]  # one row per weekday, Monday first
     fig = go.Figure(
         go.Heatmap(
             z=z, x=list(range(24)), y=WEEKDAYS, colorscale="Blues", zmin=0,

@@ -309,18 +309,18 @@ def _site_totals(data: DashboardData, p: Period) -> pl.DataFrame:
 
 def sites(data: DashboardData) -> list[dict]:
     """One row per site with this period's figures and the change against the previous one."""
-    now, before = _site_totals(data, data.period), _site_totals(data, data.prev)
+    before = _site_totals(data, data.prev).select(
+        "site_id", prev_energy_kwh="energy_kwh", prev_uptime_pct="uptime_pct"
+    )
     rows = []
-    for row in now.to_dicts():
-        b = before.filter(pl.col("site_id") == row["site_id"]).to_dicts()
-        b = b[0] if b else {}
+    for row in _site_totals(data, data.period).join(before, on="site_id", how="left").to_dicts():
         rows.append(
             {
                 **row,
                 "name": row["name"] or row["site_id"],
                 "sessions": row["sessions"] or 0,
-                "energy": figure(row["energy_kwh"] or 0.0, b.get("energy_kwh")),
-                "uptime": figure(row["uptime_pct"], b.get("uptime_pct")),
+                "energy": figure(row["energy_kwh"] or 0.0, row["prev_energy_kwh"]),
+                "uptime": figure(row["uptime_pct"], row["prev_uptime_pct"]),
                 "outages": row["outages"] or 0,
                 "exceptions": row["exceptions"] or 0,
                 "below_target": row["uptime_pct"] is not None

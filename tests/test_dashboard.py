@@ -12,6 +12,7 @@ import base64
 import email
 import email.policy
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -460,3 +461,17 @@ def test_assets_mail_and_schedules_pick_the_period(seeded, tmp_path, recipients_
     assert key(dashboard_asset.dashboard_weekly, datetime(2026, 1, 5, 7, tzinfo=UTC)) == (
         "2025-12-29"
     )
+
+
+def test_plotly_js_from_the_cdn_makes_a_small_attachment(db, database_url, tmp_path, monkeypatch):
+    from chargeops.settings import ConfigError
+
+    audience = [Audience("operator-x", "X", "operator", None, ())]
+    monkeypatch.setenv("CHARGEOPS_DASHBOARD_PLOTLYJS", "cdn")
+    [res] = dashboard.run(database_url, tmp_path, DAY, audience)
+    page = (res.folder / "dashboard.html").read_text()
+    assert re.search(r'<script[^>]*src="https://cdn\.plot\.ly/plotly-[\d.]+\.min\.js"', page)
+    assert 'integrity="sha256-' in page and len(page) < 500_000
+    monkeypatch.setenv("CHARGEOPS_DASHBOARD_PLOTLYJS", "both")
+    with pytest.raises(ConfigError, match="use inline or cdn"):
+        dashboard.run(database_url, tmp_path, DAY, audience)
