@@ -130,14 +130,17 @@ def test_definitions_have_the_whole_graph():
         "connector_states", "sessions", "utilisation", "uptime", "energy", "peak_usage",
         "expected_revenue", "emissions", "stripe_payments", "reconciliation", "evchart_files",
         "uk_reliability_report", "compliance_report", "maintenance_features",
-        "maintenance_model", "maintenance_scores",
+        "maintenance_model", "maintenance_scores", "operator_dashboard_daily",
+        "operator_dashboard_weekly",
     }  # fmt: skip
     for job in ("analytics_daily", "stripe_sync", "reconciliation_daily", "quarterly_reports",
-                "uk_reliability_yearly", "maintenance_daily", "maintenance_weekly"):  # fmt: skip
+                "uk_reliability_yearly", "maintenance_daily", "maintenance_weekly",
+                "operator_dashboard_daily_job", "operator_dashboard_weekly_job"):  # fmt: skip
         assert defs.resolve_job_def(job) is not None
     assert {s.name for s in defs.schedules} == {
         "previous_day", "stripe_hourly", "reconcile_recent_days", "quarterly_reports_schedule",
         "uk_reliability_yearly_schedule", "maintenance_daily", "maintenance_weekly",
+        "dashboard_daily", "dashboard_weekly",
     }  # fmt: skip
     assert {s.name for s in defs.sensors} == {"late_data"}
 
