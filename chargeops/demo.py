@@ -48,7 +48,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
         console.rule(f"[bold]{name}")
         return time.perf_counter()
 
-    t = stage("1/9 database")
+    t = stage("1/10 database")
     embedded = not settings.database_url
     with console.status("starting the embedded PostgreSQL" if embedded else "connecting"):
         url = resolve_database_url(settings)
@@ -58,7 +58,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     )
     timings["database"] = time.perf_counter() - t
 
-    t = stage("2/9 migrations")
+    t = stage("2/10 migrations")
     applied = upgrade(url, timescaledb=settings.timescaledb)
     console.print("applied " + ", ".join(applied) if applied else "schema up to date")
     reset = embedded if options.reset is None else options.reset
@@ -70,7 +70,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     console.print(f"storage: {mode}")
     timings["migrations"] = time.perf_counter() - t
 
-    t = stage("3/9 sites and charge points")
+    t = stage("3/10 sites and charge points")
     if options.fleet_file:
         fleet = load_fleet(options.fleet_file)
     else:
@@ -91,7 +91,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     )
     timings["registry"] = time.perf_counter() - t
 
-    t = stage("4/9 collector and simulated fleet")
+    t = stage("4/10 collector and simulated fleet")
     clock = SimClock(fleet.start)
     collector_settings = settings.override(host="127.0.0.1", port=0, auto_register=True)
 
@@ -105,7 +105,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     summary, health = asyncio.run(simulate())
     timings["simulation"] = time.perf_counter() - t
 
-    t = stage("5/9 analytics (Dagster)")
+    t = stage("5/10 analytics (Dagster)")
     days = analytics_days(fleet.start, fleet.days)
     from pipelines.runner import DagsterRunner
 
@@ -113,19 +113,23 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     dagster.analytics(days)
     timings["analytics"] = time.perf_counter() - t
 
-    t = stage("6/9 payments (local Stripe, reconciliation)")
+    t = stage("6/10 payments (local Stripe, reconciliation)")
     payments = run_payments(dagster, url, days, options.seed, console)
     timings["payments"] = time.perf_counter() - t
 
-    t = stage("7/9 predictive maintenance")
+    t = stage("7/10 predictive maintenance")
     maintenance = run_maintenance(dagster, days, console)
     timings["maintenance"] = time.perf_counter() - t
 
-    t = stage("8/9 reports")
+    t = stage("8/10 reports")
     reports = dagster.reports(days)
     timings["reports"] = time.perf_counter() - t
 
-    t = stage("9/9 summary")
+    t = stage("9/10 operator dashboard")
+    dashboards = dagster.dashboards(days)
+    timings["dashboard"] = time.perf_counter() - t
+
+    t = stage("10/10 summary")
     with connect(url) as conn:
         q = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         figures = {
@@ -156,6 +160,8 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
             ),
             "connectors at risk (latest day)": q("SELECT count(*) FROM analytics.maintenance_at_risk"),
             "report files written": reports["files"],
+            "operator dashboards written (day + week)": dashboards["dashboards"],
+            "dashboards mailed": q("SELECT count(*) FROM dashboard_delivery"),
             "failed checks or runs": dagster.failures,
             "check warnings": len(dagster.warnings),
         }  # fmt: skip

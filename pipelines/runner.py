@@ -118,3 +118,36 @@ class DagsterRunner:
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder)
         self.console.print(f"{len(files)} report files under {folder}")
         return {"files": len(files)}
+
+    def dashboards(self, days: list[date]) -> dict:
+        """The operator dashboard for the last day and the last whole ISO week of `days` (the
+        week of the last day when none is whole); mailed where SMTP is configured."""
+        from datetime import timedelta
+
+        from chargeops.periods import iso_week
+        from pipelines import dashboard_asset
+        from pipelines.resources import DashboardResource, SmtpResource
+
+        last = days[-1]
+        week = iso_week(last)
+        if week.end > last and week.start - timedelta(days=1) >= days[0]:
+            week = iso_week(week.start - timedelta(days=1))
+        self.run(
+            "dashboard",
+            [
+                (f"day {last}", [dashboard_asset.operator_dashboard_daily], last.isoformat()),
+                (
+                    f"week {week.label}",
+                    [dashboard_asset.operator_dashboard_weekly],
+                    week.start.isoformat(),
+                ),
+            ],  # fmt: skip
+            smtp=SmtpResource(),
+            dashboard_recipients=DashboardResource(),
+        )
+        root = self.settings.reports_path
+        folders = [root / p / "dashboard" for p in (last.isoformat(), week.label)]
+        emails = sorted(p for f in folders for p in f.glob("*/dashboard.eml"))
+        for f in folders:
+            self.console.print(f"dashboards: {f}")
+        return {"dashboards": len(emails), "folders": folders, "week": week.label, "day": last}
