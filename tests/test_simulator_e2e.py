@@ -115,8 +115,12 @@ def test_demo_command_smoke(server_url, tmp_path):
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-3000:]
-        assert "9/9 summary" in res.stdout and "meter values" in res.stdout
+        assert "10/10 summary" in res.stdout and "meter values" in res.stdout
         assert "sessions reconstructed" in res.stdout
+        # the operator dashboards of the last day and its week, for the network and each site
+        emails = sorted(tmp_path.glob("reports/*/dashboard/*/dashboard.eml"))
+        assert {p.parent.name for p in emails} >= {"operator-chargeops-network"}
+        assert len({p.parents[2].name for p in emails}) == 2
         with psycopg.connect(env["DATABASE_URL"]) as conn:
             assert conn.execute("SELECT count(*) FROM transaction").fetchone()[0] > 0
             assert (
