@@ -185,8 +185,11 @@ def _between(df: pl.DataFrame, p: Period) -> pl.DataFrame:
     return df.filter(pl.col("day").is_between(p.start, p.end))
 
 
-def _ratio(num: float | None, den: float | None) -> float | None:
-    return None if not den else 100.0 * (num or 0.0) / den
+def occupied_pct() -> pl.Expr:
+    """Utilisation: the share of connector time occupied by a vehicle, from summed hours (never
+    an average of percentages); null where no connector time was counted."""
+    hours = pl.col("connector_hours")
+    return pl.when(hours > 0).then(100.0 * pl.col("occupied_hours") / hours)
 
 
 def figure(current: float | None, before: float | None, *, good: str = "up") -> dict:
@@ -215,7 +218,9 @@ def _totals(data: DashboardData, p: Period) -> dict:
     return {
         "sessions": int(energy["sessions"].sum() or 0),
         "energy_kwh": float(energy["energy_kwh"].sum() or 0.0),
-        "utilisation_pct": _ratio(util["occupied_hours"].sum(), util["connector_hours"].sum()),
+        "utilisation_pct": util.select(pl.col("occupied_hours", "connector_hours").sum())
+        .select(occupied_pct())
+        .item(),
         "uptime_pct": uptime,
         "outages": outages.filter(~pl.col("excluded").fill_null(False)).height,
         "outage_hours": float(outages["duration_min"].sum() or 0.0) / 60,
@@ -281,9 +286,7 @@ def _site_totals(data: DashboardData, p: Period) -> pl.DataFrame:
         .agg(pl.col("occupied_hours", "connector_hours").sum())
         .select(
             "site_id",
-            utilisation_pct=pl.when(pl.col("connector_hours") > 0).then(
-                100.0 * pl.col("occupied_hours") / pl.col("connector_hours")
-            ),
+            utilisation_pct=occupied_pct(),
         )
     )
     up = sum_minutes(_between(data.uptime, p), ["site_id"]).select("site_id", "uptime_pct")
@@ -400,7 +403,7 @@ def daily_series(data: DashboardData) -> pl.DataFrame:
     util = (
         data.utilisation.group_by("day")
         .agg(pl.col("occupied_hours", "connector_hours").sum())
-        .select("day", utilisation_pct=100.0 * pl.col("occupied_hours") / pl.col("connector_hours"))
+        .select("day", utilisation_pct=occupied_pct())
     )
     up = sum_minutes(data.uptime, ["day"]).select("day", "uptime_pct")
     saved = data.emissions.group_by("day").agg(saved_kg=pl.col("net_saving_g").sum() / 1000)
@@ -446,11 +449,7 @@ def heatmap(data: DashboardData) -> pl.DataFrame:
         data.peak.filter(pl.col("day").is_between(first, data.period.end))
         .group_by("local_weekday", "local_hour")
         .agg(pl.col("occupied_hours", "connector_hours", "sessions_started").sum())
-        .with_columns(
-            occupancy_pct=pl.when(pl.col("connector_hours") > 0).then(
-                100.0 * pl.col("occupied_hours") / pl.col("connector_hours")
-            )
-        )
+        .with_columns(occupancy_pct=occupied_pct())
     )
     return grid.join(cells, on=["local_weekday", "local_hour"], how="left").sort(
         "local_weekday", "local_hour"
