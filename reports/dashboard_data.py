@@ -9,6 +9,7 @@ daily dashboard still shows a shape.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -80,6 +81,12 @@ class DashboardData:
     exceptions: pl.DataFrame  # reconciliation lines other than matched, in the period
     emissions: pl.DataFrame
     at_risk: pl.DataFrame  # the latest scores on or before the period's end, at-risk rows
+
+
+SITE_FRAMES = (
+    "sites", "energy", "utilisation", "peak", "uptime", "outages", "expected", "recon",
+    "exceptions", "emissions", "at_risk",
+)  # fmt: skip
 
 
 def window_start(period: Period) -> date:
@@ -161,22 +168,7 @@ def scoped(data: DashboardData, site_ids: tuple[str, ...] | None) -> DashboardDa
     keep = pl.col("site_id").is_in(list(site_ids))
     return replace(
         data,
-        **{
-            name: getattr(data, name).filter(keep)
-            for name in (
-                "sites",
-                "energy",
-                "utilisation",
-                "peak",
-                "uptime",
-                "outages",
-                "expected",
-                "recon",
-                "exceptions",
-                "emissions",
-                "at_risk",
-            )  # fmt: skip
-        },
+        **{name: getattr(data, name).filter(keep) for name in SITE_FRAMES},
     )
 
 
@@ -359,8 +351,6 @@ def outages(data: DashboardData) -> dict:
 
 
 def at_risk(data: DashboardData) -> dict:
-    import json
-
     rows = data.at_risk.join(_names(data), on="site_id", how="left").sort("rank")
     listed = []
     for r in rows.head(LIST_ROWS).to_dicts():
@@ -388,8 +378,8 @@ def exceptions(data: DashboardData) -> dict:
 
 
 def daily_series(data: DashboardData) -> pl.DataFrame:
-    """Per day of the trend window: sessions, kWh, utilisation %, uptime %, kg CO2 saved and,
-    per currency, expected and captured (major units); days without rows are zeros or nulls."""
+    """Per day of the trend window: sessions, kWh and kg CO2 saved (zeros on days without rows),
+    and whether the day is in the period."""
     days = pl.DataFrame(
         {
             "day": pl.date_range(
@@ -400,15 +390,9 @@ def daily_series(data: DashboardData) -> pl.DataFrame:
         }  # fmt: skip
     )
     energy = data.energy.group_by("day").agg(pl.col("sessions", "energy_kwh").sum())
-    util = (
-        data.utilisation.group_by("day")
-        .agg(pl.col("occupied_hours", "connector_hours").sum())
-        .select("day", utilisation_pct=occupied_pct())
-    )
-    up = sum_minutes(data.uptime, ["day"]).select("day", "uptime_pct")
     saved = data.emissions.group_by("day").agg(saved_kg=pl.col("net_saving_g").sum() / 1000)
     out = days
-    for df in (energy, util, up, saved):
+    for df in (energy, saved):
         out = out.join(df, on="day", how="left")
     return out.with_columns(
         pl.col("sessions").fill_null(0),
