@@ -32,6 +32,7 @@ INK, MUTED, ACCENT, LIGHT, GOOD, BAD = (
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WIDTH, HEIGHT = 600, 280  # CSS pixels of the email column; PNGs at 2x for sharp screens
 SCALE = 2
+MAX_BARS = 12  # per-site charts show the 12 largest (energy) or lowest (uptime); the table has all
 
 
 def label(text: str | None) -> str:
@@ -90,7 +91,7 @@ def trend(series: pl.DataFrame) -> go.Figure:
 
 
 def site_energy(rows: list[dict]) -> go.Figure:
-    top = sorted(rows, key=lambda r: -(r["energy"]["value"] or 0.0))[:12][::-1]
+    top = sorted(rows, key=lambda r: -(r["energy"]["value"] or 0.0))[:MAX_BARS][::-1]
     names = [label(r["name"]) for r in top]
     fig = go.Figure(
         [
@@ -107,7 +108,10 @@ def site_energy(rows: list[dict]) -> go.Figure:
         ]
     )  # fmt: skip
     fig.update_layout(barmode="group", xaxis={"title": "kWh"})
-    fig = _layout(fig, "Energy per site", height=max(HEIGHT, 60 + 34 * len(top)), legend=True)
+    title = "Energy per site" + (
+        f" (top {len(top)} of {len(rows)})" if len(rows) > len(top) else ""
+    )
+    fig = _layout(fig, title, height=max(HEIGHT, 60 + 34 * len(top)), legend=True)
     return _empty(fig, "no sites with data") if not top else fig
 
 
@@ -130,8 +134,8 @@ def utilisation_heatmap(cells: pl.DataFrame, days: int) -> go.Figure:
 
 
 def site_uptime(rows: list[dict], target: float) -> go.Figure:
-    shown = [r for r in rows if r["uptime"]["value"] is not None]
-    shown = sorted(shown, key=lambda r: r["uptime"]["value"])[:12]
+    measured = [r for r in rows if r["uptime"]["value"] is not None]
+    shown = sorted(measured, key=lambda r: r["uptime"]["value"])[:MAX_BARS]
     values = [r["uptime"]["value"] for r in shown]
     fig = go.Figure(
         go.Bar(
@@ -146,7 +150,8 @@ def site_uptime(rows: list[dict], target: float) -> go.Figure:
     )  # fmt: skip
     low = min([*values, target]) if values else target
     fig.update_yaxes(range=[max(0.0, low - 2), 100.5], title="uptime %")
-    fig = _layout(fig, "Uptime per site (lowest first)")
+    more = f", {len(shown)} of {len(measured)}" if len(measured) > len(shown) else ""
+    fig = _layout(fig, f"Uptime per site (lowest first{more})")
     return _empty(fig, "no uptime measured in this period") if not shown else fig
 
 
