@@ -3,7 +3,7 @@ each morning for the day before) and `operator_dashboard_weekly` (ISO weeks, sen
 the week before). Each writes every audience's files and, where SMTP is configured and the
 audience has recipients, mails it; a partition re-run mails only those who did not get it."""
 
-from datetime import UTC, date, timedelta
+from datetime import UTC, date
 
 import dagster as dg
 
@@ -116,14 +116,14 @@ weekly_job = dg.define_asset_job(
 @dg.schedule(job=daily_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
 def dashboard_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """At 06:00 UTC, after the night's analytics (00:30) and reconciliation (02:00): yesterday."""
-    day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
-    return dg.RunRequest(run_key=f"dashboard-{day}", partition_key=day.isoformat())
+    day = dashboard.last_period(False, context.scheduled_execution_time.astimezone(UTC).date())
+    return dg.RunRequest(run_key=f"dashboard-{day.label}", partition_key=day.start.isoformat())
 
 
 @dg.schedule(job=weekly_job, cron_schedule="0 7 * * 1", execution_timezone="UTC")
 def dashboard_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Mondays at 07:00 UTC: the ISO week that ended on Sunday."""
-    week = iso_week((context.scheduled_execution_time.astimezone(UTC) - timedelta(days=7)).date())
+    week = dashboard.last_period(True, context.scheduled_execution_time.astimezone(UTC).date())
     return dg.RunRequest(run_key=f"dashboard-{week.label}", partition_key=week.start.isoformat())
 
 

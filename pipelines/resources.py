@@ -114,11 +114,6 @@ class DashboardResource(dg.ConfigurableResource):
     recipients_file: str = ""
 
     def audiences(self, sites: dict[str, str]):
-        import os
-
         from reports import recipients
 
-        env = dict(os.environ)
-        if self.recipients_file:
-            env["CHARGEOPS_DASHBOARD_RECIPIENTS"] = self.recipients_file
-        return recipients.from_env(sites, env)
+        return recipients.from_env(sites, path=self.recipients_file)

@@ -379,13 +379,11 @@ def run(
 
 
 # -- command line ---------------------------------------------------------------------------------
-def cli_period(text: str | None, weekly: bool, today: date) -> Period:
-    """`--period` (any form `parse_period` takes); by default yesterday, or with `--weekly` the
-    last whole ISO week."""
+def last_period(weekly: bool, today: date) -> Period:
+    """What a dashboard sent on `today` covers: yesterday, or (`weekly`) the last whole ISO week;
+    the CLI's default and the Dagster schedules' partitions."""
     from chargeops.periods import day_period, iso_week
 
-    if text:
-        return parse_period(text)
     if weekly:
         return iso_week(today - timedelta(days=today.isoweekday()))
     return day_period(today - timedelta(days=1))
@@ -398,7 +396,8 @@ def cli(args, settings) -> int:
     from reports.browser import BrowserNotFound
 
     try:
-        period = cli_period(args.period, args.weekly, datetime.now(UTC).date())
+        today = datetime.now(UTC).date()
+        period = parse_period(args.period) if args.period else last_period(args.weekly, today)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     smtp = None if args.dry_run else mail.SmtpConfig.from_env()
@@ -408,10 +407,7 @@ def cli(args, settings) -> int:
             "or use --dry-run to write the files only"
         )
     url = resolve_database_url(settings)
-    env = dict(os.environ)
-    if args.recipients:
-        env["CHARGEOPS_DASHBOARD_RECIPIENTS"] = args.recipients
-    audiences = recipients.from_env(site_names(url), env)
+    audiences = recipients.from_env(site_names(url), path=args.recipients)
     if args.audience:
         known = {a.key for a in audiences}
         unknown = sorted(set(args.audience) - known)

@@ -214,13 +214,19 @@ def default_audiences(
     return _unique_keys(audiences)
 
 
-def from_env(sites: Mapping[str, str], env: Mapping[str, str] | None = None) -> list[Audience]:
-    """The recipients file, else CHARGEOPS_DASHBOARD_TO for the network, else the defaults."""
+def from_env(
+    sites: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    path: str | Path | None = None,
+) -> list[Audience]:
+    """The recipients file (`path`, e.g. a CLI flag or resource field, else
+    CHARGEOPS_DASHBOARD_RECIPIENTS), else CHARGEOPS_DASHBOARD_TO for the network, else the
+    defaults."""
     env = os.environ if env is None else env
     network_name = env.get("CHARGEOPS_NETWORK_NAME", "").strip() or "chargeops network"
     if "\r" in network_name or "\n" in network_name:
         raise ConfigError("CHARGEOPS_NETWORK_NAME contains a line break")
-    path = env.get("CHARGEOPS_DASHBOARD_RECIPIENTS", "").strip()
+    path = str(path or "").strip() or env.get("CHARGEOPS_DASHBOARD_RECIPIENTS", "").strip()
     if path:
         return load(Path(path), sites)
     raw_to = env.get("CHARGEOPS_DASHBOARD_TO", "").strip()
