@@ -32,7 +32,7 @@ RAW_TABLES = (
     "transaction", "connector", "evse", "charge_point", "tariff", "site", "outage_exclusion",
     "spool_replay", "stripe_payment_intent", "stripe_charge", "stripe_refund", "stripe_dispute",
     "stripe_balance_transaction", "stripe_payout", "stripe_sync_state", "import_batch",
-    "dashboard_delivery",
+    "dashboard_delivery", "quarantine",
 )  # fmt: skip
 
 

@@ -338,7 +338,7 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
             ts, self.id, evse_id, conn_id, status, error_code, kw.get("info"), kw.get("vendor_id"),
             kw.get("vendor_error_code"), self.ocpp_version, self.now(),
         )  # fmt: skip
-        await self.persist([*self.connector_ops(evse_id, conn_id), Op("status_event", row, ts)])
+        await self.persist([*self.connector_ops(evse_id, conn_id), store.status_op(row)])
         return result16.StatusNotification()
 
     @on(Action16.authorize, skip_schema_validation=True)
@@ -472,7 +472,7 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
         await self.persist(
             [
                 *self.connector_ops(evse_id, connector_id),
-                Op("status_event", row, ts),
+                store.status_op(row),
             ]
         )
         return result201.StatusNotification()

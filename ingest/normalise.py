@@ -127,7 +127,9 @@ def meter_rows(
     """Rows for a `meter_value` list of either version (snake_case keys).
 
     A sampled value that cannot be read as a number (a signed blob, garbage) is skipped with a
-    warning rather than failing the frame: the raw frame stays in the audit log.
+    warning rather than failing the frame: the raw frame stays in the audit log. A number that is
+    not finite (NaN, Infinity, or one that overflows in base units) is kept as a row: the writer
+    quarantines it (`ingest.quarantine`), so it is visible and never summed.
     """
     rows: list[MeterRow] = []
     for mv in meter_value:
@@ -147,8 +149,6 @@ def meter_rows(
                 continue
             try:
                 number = float(raw)
-                if not math.isfinite(number):
-                    raise ValueError("not finite")
                 value, unit = to_base(number, raw_unit or default_unit(measurand), multiplier)
             except (TypeError, ValueError) as e:
                 log.warning(
@@ -181,7 +181,7 @@ def register_wh(rows: list[MeterRow], context: str) -> float | None:
     """The total (phase-less) import register in a given context, e.g. the Transaction.Begin one."""
     for row in rows:
         if row.measurand == DEFAULT_MEASURAND and row.context == context and row.phase == "":
-            return row.value
+            return row.value if math.isfinite(row.value) else None
     return None
 
 

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from ingest import quarantine
 from ingest.normalise import METER_COLUMNS, MeterRow
 from ingest.spool import Spool, SpoolFull, encode
 
@@ -121,6 +122,7 @@ KINDS: dict[str, Kind] = {
     ),
     "transaction": Kind("transaction", TX_COLUMNS, TX_SQL),
     "transaction_start_16": Kind("transaction", (), TX_START_16_SQL),
+    "quarantine": Kind("quarantine", (), _insert("quarantine", quarantine.COLUMNS)),
 }
 
 
@@ -133,7 +135,56 @@ class Op(NamedTuple):
 
 
 def meter_ops(rows: Iterable[MeterRow]) -> list[Op]:
-    return [Op("meter_value", row, row.ts) for row in rows]
+    """Meter rows, each to `meter_value` or, if it cannot be true, to `quarantine`."""
+    ops = []
+    for row in rows:
+        reason = quarantine.why_value(row.value) or quarantine.why_timestamp(
+            row.ts, row.received_at
+        )
+        if reason is None:
+            ops.append(Op("meter_value", row, row.ts))
+            continue
+        ops.append(
+            Op(
+                "quarantine",
+                quarantine.row(
+                    received_at=row.received_at,
+                    charge_point_id=row.charge_point_id,
+                    kind="meter_value",
+                    ts=row.ts,
+                    evse_id=row.evse_id,
+                    connector_id=row.connector_id,
+                    transaction_id=row.transaction_id,
+                    what=row.measurand,
+                    raw_value=row.raw_value,
+                    reason=reason,
+                ),  # fmt: skip
+            )
+        )
+    return ops
+
+
+def status_op(row: Sequence[Any]) -> Op:
+    """A status row (STATUS_COLUMNS) to `status_event`, or to `quarantine` when stamped far
+    ahead of its arrival."""
+    ts, cp, evse_id, connector_id, status = row[:5]
+    received_at = row[-1]
+    reason = quarantine.why_timestamp(ts, received_at)
+    if reason is None:
+        return Op("status_event", row, ts)
+    return Op(
+        "quarantine",
+        quarantine.row(
+            received_at=received_at,
+            charge_point_id=cp,
+            kind="status_event",
+            ts=ts,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            what=status,
+            reason=reason,
+        ),  # fmt: skip
+    )
 
 
 def tx_op(**values: Any) -> Op:

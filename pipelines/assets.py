@@ -19,6 +19,7 @@ from pipelines.analytics import utilisation as utilisation_logic
 from pipelines.partitions import daily, partition_day
 from pipelines.raw import REGISTER, read_window
 from pipelines.resources import DatabaseResource
+from pipelines.status import daily_run
 from pipelines.store import replace_partition, with_day
 
 GROUP = "analytics"
@@ -63,48 +64,67 @@ def _drop_day(schema: dict) -> dict:
 def connector_states(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    window = read_window(url, day, meter="day", transactions=True)
-    states = states_logic.connector_states(window)
-    written = replace_partition(url, day, {"connector_states": with_day(states, day)})
-    by_state = states.group_by("state").agg(
-        ((pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds().sum() / 3600).alias("hours")
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "rows": written["connector_states"],
-            "connectors": states.select("charge_point_id", "evse_id", "connector_id").n_unique(),
-            "hours_by_state": dg.MetadataValue.json(
-                {s: round(h, 2) for s, h in by_state.iter_rows()}
-            ),
-            "raw_status_rows": window.status.height,
-        }
-    )
+    with daily_run(context, url, day):
+        window = read_window(url, day, meter="day", transactions=True)
+        states = states_logic.connector_states(window)
+        written = replace_partition(url, day, {"connector_states": with_day(states, day)})
+        by_state = states.group_by("state").agg(
+            ((pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds().sum() / 3600).alias("hours")
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "rows": written["connector_states"],
+                "connectors": states.select(
+                    "charge_point_id", "evse_id", "connector_id"
+                ).n_unique(),
+                "hours_by_state": dg.MetadataValue.json(
+                    {s: round(h, 2) for s, h in by_state.iter_rows()}
+                ),
+                "raw_status_rows": window.status.height,
+            }
+        )
 
 
 @daily_asset(
     description="One row per charging session that started in the day, reconstructed from "
-    "transactions and meter values of both OCPP versions; missing stops and meter resets flagged.",
+    "transactions and meter values of both OCPP versions; a session without a stop ends at the "
+    "best evidence (status, EV departed, next transaction, last sample); failed attempts, missing "
+    "stops and meter resets flagged; values that cannot be physical go to analytics.quarantine.",
 )
 def sessions(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    window = read_window(url, day, meter="sessions", connections=False)
-    df = sessions_logic.build_sessions(window)
-    written = replace_partition(url, day, {"sessions": with_day(df, day)})
-    return dg.MaterializeResult(
-        metadata={
-            "sessions": written["sessions"],
-            "energy_kwh": round(float(df["energy_wh"].sum() or 0) / 1000, 3),
-            "missing_stops": int(df["missing_stop"].sum()),
-            "meter_resets": int(df["meter_reset"].sum()),
-            "energy_mismatches": int(df["energy_mismatch"].sum()),
-            "preview": _preview(
-                df.select(
-                    "session_id", "site_id", "start_ts", "end_ts", "energy_wh", "energy_source"
-                )
-            ),
-        }
-    )
+    with daily_run(context, url, day):
+        window = read_window(url, day, meter="sessions", connections=False)
+        built = sessions_logic.reconstruct(window)
+        df = built.sessions
+        written = replace_partition(
+            url, day, {"sessions": with_day(df, day), "quarantine": built.quarantine}
+        )
+        by_end = df.group_by("end_source").len().sort("end_source", nulls_last=True)
+        return dg.MaterializeResult(
+            metadata={
+                "sessions": written["sessions"],
+                "energy_kwh": round(float(df["energy_wh"].sum() or 0) / 1000, 3),
+                "missing_stops": int(df["missing_stop"].sum()),
+                "ends_by_evidence": dg.MetadataValue.json(
+                    {str(k or "open"): int(n) for k, n in by_end.iter_rows()}
+                ),
+                "failed_attempts": int(df["failed_attempt"].sum()),
+                "meter_resets": int(df["meter_reset"].sum()),
+                "energy_mismatches": int(df["energy_mismatch"].sum()),
+                "quarantined_values": written["quarantine"],
+                "quarantine": _preview(
+                    built.quarantine.select("charge_point_id", "transaction_id", "ts", "reason"),
+                    10,
+                ),
+                "preview": _preview(
+                    df.select(
+                        "session_id", "site_id", "start_ts", "end_ts", "energy_wh", "energy_source"
+                    )
+                ),
+            }
+        )
 
 
 @daily_asset(
@@ -115,28 +135,29 @@ def sessions(context: dg.AssetExecutionContext, database: DatabaseResource):
 def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    states = _read_day(url, "connector_states", frames.STATES, day)
-    window = _reference_window(url, day)
-    hourly = utilisation_logic.utilisation_hourly(states, window)
-    site_day = utilisation_logic.utilisation_site_day(hourly).filter(
-        pl.col("site_id").is_not_null()
-    )
-    written = replace_partition(
-        url,
-        day,
-        {
-            "utilisation_hourly": with_day(hourly, day),
-            "utilisation_site_day": with_day(site_day, day),
-        },
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "rows": written["utilisation_hourly"],
-            "occupancy_ratio": round(float(hourly["occupancy_ratio"].mean() or 0), 4),
-            "charging_ratio": round(float(hourly["charging_ratio"].mean() or 0), 4),
-            "per_site": _preview(site_day, 20),
-        }
-    )
+    with daily_run(context, url, day):
+        states = _read_day(url, "connector_states", frames.STATES, day)
+        window = _reference_window(url, day)
+        hourly = utilisation_logic.utilisation_hourly(states, window)
+        site_day = utilisation_logic.utilisation_site_day(hourly).filter(
+            pl.col("site_id").is_not_null()
+        )
+        written = replace_partition(
+            url,
+            day,
+            {
+                "utilisation_hourly": with_day(hourly, day),
+                "utilisation_site_day": with_day(site_day, day),
+            },
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "rows": written["utilisation_hourly"],
+                "occupancy_ratio": round(float(hourly["occupancy_ratio"].mean() or 0), 4),
+                "charging_ratio": round(float(hourly["charging_ratio"].mean() or 0), 4),
+                "per_site": _preview(site_day, 20),
+            }
+        )
 
 
 @daily_asset(
@@ -147,31 +168,32 @@ def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
 def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    states = _read_day(url, "connector_states", frames.STATES, day)
-    window = _reference_window(url, day)
-    outages = uptime_logic.outages(states, window)
-    daily_uptime = uptime_logic.uptime_daily(outages, window)
-    uk = uptime_logic.uk_reliability_daily(states, window)
-    written = replace_partition(
-        url,
-        day,
-        {
-            "uptime_daily": with_day(daily_uptime, day),
-            "outages": with_day(outages, day),
-            "uk_reliability_daily": with_day(uk, day),
-        },
-    )
-    below = daily_uptime.filter(pl.col("uptime_pct") < 97.0)
-    return dg.MaterializeResult(
-        metadata={
-            "ports": written["uptime_daily"],
-            "outages": written["outages"],
-            "mean_uptime_pct": round(float(daily_uptime["uptime_pct"].mean() or 100), 3),
-            "ports_below_97pct": below.height,
-            "rapid_charge_points": written["uk_reliability_daily"],
-            "outage_preview": _preview(outages.sort("duration_min", descending=True)),
-        }
-    )
+    with daily_run(context, url, day):
+        states = _read_day(url, "connector_states", frames.STATES, day)
+        window = _reference_window(url, day)
+        outages = uptime_logic.outages(states, window)
+        daily_uptime = uptime_logic.uptime_daily(outages, window)
+        uk = uptime_logic.uk_reliability_daily(states, window)
+        written = replace_partition(
+            url,
+            day,
+            {
+                "uptime_daily": with_day(daily_uptime, day),
+                "outages": with_day(outages, day),
+                "uk_reliability_daily": with_day(uk, day),
+            },
+        )
+        below = daily_uptime.filter(pl.col("uptime_pct") < 97.0)
+        return dg.MaterializeResult(
+            metadata={
+                "ports": written["uptime_daily"],
+                "outages": written["outages"],
+                "mean_uptime_pct": round(float(daily_uptime["uptime_pct"].mean() or 100), 3),
+                "ports_below_97pct": below.height,
+                "rapid_charge_points": written["uk_reliability_daily"],
+                "outage_preview": _preview(outages.sort("duration_min", descending=True)),
+            }
+        )
 
 
 @daily_asset(
@@ -181,35 +203,36 @@ def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
 def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    window = read_window(
-        url, day, meter="day", statuses=False, connections=False, measurands=(REGISTER,)
-    )
-    overlapping = read_table(
-        url,
-        f"SELECT {', '.join(_drop_day(frames.SESSIONS))} FROM analytics.sessions "
-        f"WHERE day BETWEEN '{day - timedelta(days=7)}' AND '{day}'",
-        _drop_day(frames.SESSIONS),
-    )
-    curve = energy_logic.load_curve(window)
-    per_connector = energy_logic.energy_connector_day(window, overlapping)
-    per_site = energy_logic.energy_site_day(curve, per_connector)
-    replace_partition(
-        url,
-        day,
-        {
-            "load_curve": with_day(curve, day),
-            "energy_connector_day": with_day(per_connector, day),
-            "energy_site_day": with_day(per_site, day),
-        },
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "energy_kwh": round(float(per_connector["energy_kwh"].sum() or 0), 3),
-            "peak_demand_kw": round(float(per_site["peak_demand_kw"].max() or 0), 2),
-            "sites": per_site.height,
-            "per_site": _preview(per_site, 20),
-        }
-    )
+    with daily_run(context, url, day):
+        window = read_window(
+            url, day, meter="day", statuses=False, connections=False, measurands=(REGISTER,)
+        )
+        overlapping = read_table(
+            url,
+            f"SELECT {', '.join(_drop_day(frames.SESSIONS))} FROM analytics.sessions "
+            f"WHERE day BETWEEN '{day - timedelta(days=7)}' AND '{day}'",
+            _drop_day(frames.SESSIONS),
+        )
+        curve = energy_logic.load_curve(window)
+        per_connector = energy_logic.energy_connector_day(window, overlapping)
+        per_site = energy_logic.energy_site_day(curve, per_connector)
+        replace_partition(
+            url,
+            day,
+            {
+                "load_curve": with_day(curve, day),
+                "energy_connector_day": with_day(per_connector, day),
+                "energy_site_day": with_day(per_site, day),
+            },
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "energy_kwh": round(float(per_connector["energy_kwh"].sum() or 0), 3),
+                "peak_demand_kw": round(float(per_site["peak_demand_kw"].max() or 0), 2),
+                "sites": per_site.height,
+                "per_site": _preview(per_site, 20),
+            }
+        )
 
 
 @daily_asset(
@@ -220,19 +243,20 @@ def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
 def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    hourly = _read_day(url, "utilisation_hourly", frames.UTILISATION, day)
-    curve = _read_day(url, "load_curve", frames.LOAD_CURVE, day)
-    day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
-    window = _reference_window(url, day)
-    peak = peak_logic.peak_usage(hourly, curve, day_sessions, window)
-    written = replace_partition(url, day, {"peak_usage": with_day(peak, day)})
-    return dg.MaterializeResult(
-        metadata={
-            "rows": written["peak_usage"],
-            "sessions": int(day_sessions.height),
-            "busiest": _preview(peak_logic.busiest(peak, 5)),
-        }
-    )
+    with daily_run(context, url, day):
+        hourly = _read_day(url, "utilisation_hourly", frames.UTILISATION, day)
+        curve = _read_day(url, "load_curve", frames.LOAD_CURVE, day)
+        day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
+        window = _reference_window(url, day)
+        peak = peak_logic.peak_usage(hourly, curve, day_sessions, window)
+        written = replace_partition(url, day, {"peak_usage": with_day(peak, day)})
+        return dg.MaterializeResult(
+            metadata={
+                "rows": written["peak_usage"],
+                "sessions": int(day_sessions.height),
+                "busiest": _preview(peak_logic.busiest(peak, 5)),
+            }
+        )
 
 
 @daily_asset(
@@ -243,24 +267,27 @@ def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
 def expected_revenue(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
-    # numeric prices come through ADBC as an extension type: read them as double precision
-    cols = ", ".join(
-        f"{c}::double precision AS {c}" if t == pl.Float64 else c
-        for c, t in revenue_logic.TARIFFS.items()
-    )
-    tariffs = read_table(url, f"SELECT {cols} FROM tariff", revenue_logic.TARIFFS)
-    owed = revenue_logic.expected_revenue(day_sessions, tariffs)
-    written = replace_partition(url, day, {"expected_revenue": with_day(owed, day)})
-    totals = owed.group_by("currency").agg(pl.col("gross_amount").sum()).sort("currency")
-    return dg.MaterializeResult(
-        metadata={
-            "sessions_priced": written["expected_revenue"],
-            "sessions_without_tariff_or_open": day_sessions.height - owed.height,
-            "gross_minor_units_by_currency": dg.MetadataValue.json(dict(totals.iter_rows())),
-            "preview": _preview(owed.select("session_id", "tariff_id", "currency", "gross_amount")),
-        }
-    )
+    with daily_run(context, url, day):
+        day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
+        # numeric prices come through ADBC as an extension type: read them as double precision
+        cols = ", ".join(
+            f"{c}::double precision AS {c}" if t == pl.Float64 else c
+            for c, t in revenue_logic.TARIFFS.items()
+        )
+        tariffs = read_table(url, f"SELECT {cols} FROM tariff", revenue_logic.TARIFFS)
+        owed = revenue_logic.expected_revenue(day_sessions, tariffs)
+        written = replace_partition(url, day, {"expected_revenue": with_day(owed, day)})
+        totals = owed.group_by("currency").agg(pl.col("gross_amount").sum()).sort("currency")
+        return dg.MaterializeResult(
+            metadata={
+                "sessions_priced": written["expected_revenue"],
+                "sessions_without_tariff_or_open": day_sessions.height - owed.height,
+                "gross_minor_units_by_currency": dg.MetadataValue.json(dict(totals.iter_rows())),
+                "preview": _preview(
+                    owed.select("session_id", "tariff_id", "currency", "gross_amount")
+                ),
+            }
+        )
 
 
 ASSETS = [connector_states, sessions, utilisation, uptime, energy, peak_usage, expected_revenue]

@@ -11,9 +11,11 @@ import polars as pl
 from chargeops.frames import read_table
 from pipelines.analytics import frames
 from pipelines.assets import _drop_day, _preview, _read_day, daily_asset
+from pipelines.checks import _asset_check
 from pipelines.partitions import partition_day
 from pipelines.quality import validate
 from pipelines.resources import DatabaseResource
+from pipelines.status import daily_run
 from pipelines.store import replace_partition
 from reports import emissions as logic
 
@@ -45,40 +47,41 @@ def compute_day(url: str, day: date, factors: logic.Factors | None = None):
 def emissions(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    per_session, per_site = compute_day(url, day)
-    written = replace_partition(
-        url, day, {"emissions_session_day": per_session, "emissions_site_day": per_site}
-    )
-    missing = per_site.filter(pl.col("grid_g").is_null())["grid_region"].unique().to_list()
-    if missing:
-        context.log.warning(f"no grid factor for regions {missing}: their grams are null")
+    with daily_run(context, url, day):
+        per_session, per_site = compute_day(url, day)
+        written = replace_partition(
+            url, day, {"emissions_session_day": per_session, "emissions_site_day": per_site}
+        )
+        missing = per_site.filter(pl.col("grid_g").is_null())["grid_region"].unique().to_list()
+        if missing:
+            context.log.warning(f"no grid factor for regions {missing}: their grams are null")
 
-    def kg(col: str) -> float:
-        return round(float(per_site[col].sum() or 0) / 1000, 3)
+        def kg(col: str) -> float:
+            return round(float(per_site[col].sum() or 0) / 1000, 3)
 
-    return dg.MaterializeResult(
-        metadata={
-            "sessions": written["emissions_session_day"],
-            "sites": written["emissions_site_day"],
-            "energy_kwh": round(float(per_site["energy_kwh"].sum() or 0), 3),
-            "grid_kg": kg("grid_g"),
-            "tailpipe_kg": kg("tailpipe_g"),
-            "kg_saved": kg("net_saving_g"),
-            "regions_without_factor": dg.MetadataValue.json(missing),
-            "per_site": _preview(
-                per_site.select(
-                    "site_id",
-                    "grid_region",
-                    "factor_basis",
-                    "energy_kwh",
-                    "grid_g",
-                    "tailpipe_g",
-                    "net_saving_g",
-                ),  # fmt: skip
-                20,
-            ),
-        }
-    )
+        return dg.MaterializeResult(
+            metadata={
+                "sessions": written["emissions_session_day"],
+                "sites": written["emissions_site_day"],
+                "energy_kwh": round(float(per_site["energy_kwh"].sum() or 0), 3),
+                "grid_kg": kg("grid_g"),
+                "tailpipe_kg": kg("tailpipe_g"),
+                "kg_saved": kg("net_saving_g"),
+                "regions_without_factor": dg.MetadataValue.json(missing),
+                "per_site": _preview(
+                    per_site.select(
+                        "site_id",
+                        "grid_region",
+                        "factor_basis",
+                        "energy_kwh",
+                        "grid_g",
+                        "tailpipe_g",
+                        "net_saving_g",
+                    ),  # fmt: skip
+                    20,
+                ),
+            }
+        )
 
 
 def check_emissions_add_up(url: str, day: date) -> dg.AssetCheckResult:
@@ -106,17 +109,13 @@ def check_emissions_add_up(url: str, day: date) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset=emissions,
-    name="emissions_add_up",
-    blocking=True,
-    description="Grid and tailpipe emissions are never negative and net saving = tailpipe - grid.",
-)
-def emissions_add_up(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
-) -> dg.AssetCheckResult:
-    return check_emissions_add_up(database.resolved_url(), partition_day(context))
-
-
 ASSETS = [emissions]
-CHECKS = [emissions_add_up]
+CHECKS = [
+    _asset_check(
+        check_emissions_add_up,
+        asset=emissions,
+        blocking=True,
+        description="Grid and tailpipe emissions are never negative and net saving = tailpipe - "
+        "grid.",
+    )
+]

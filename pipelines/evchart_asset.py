@@ -43,6 +43,7 @@ def evchart_files(
 
 @dg.asset_check(
     asset=evchart_files,
+    partitions_def=quarterly,
     description="The written files re-validate (BOM, header, every field rule, unique keys) and "
     "match the manifest's SHA-256.",
 )

@@ -21,6 +21,7 @@ from pipelines.assets import _preview, daily_asset, sessions, uptime, utilisatio
 from pipelines.partitions import partition_day
 from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ModelStoreResource
+from pipelines.status import daily_run
 from pipelines.store import replace_partition
 
 GROUP = "maintenance"
@@ -115,25 +116,26 @@ def observed_until(url: str) -> date | None:
 def maintenance_features(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
     url = database.resolved_url()
-    df = feats.build_features(read_inputs(url, day, day), day, day)
-    written = replace_partition(url, day, {"maintenance_features": df})
-    return dg.MaterializeResult(
-        metadata={
-            "connectors": written["maintenance_features"],
-            "with_faults_7d": int((df["faults_7d"] > 0).sum()),
-            "failed_starts_7d": int(df["failed_starts_7d"].sum() or 0),
-            "preview": _preview(
-                df.select(
-                    *feats.KEY,
-                    "faults_7d",
-                    "failed_start_rate_7d",
-                    "peak_ratio_7d",
-                    "offline_min_7d",
-                    "model",
-                )  # fmt: skip
-            ),
-        }
-    )
+    with daily_run(context, url, day):
+        df = feats.build_features(read_inputs(url, day, day), day, day)
+        written = replace_partition(url, day, {"maintenance_features": df})
+        return dg.MaterializeResult(
+            metadata={
+                "connectors": written["maintenance_features"],
+                "with_faults_7d": int((df["faults_7d"] > 0).sum()),
+                "failed_starts_7d": int(df["failed_starts_7d"].sum() or 0),
+                "preview": _preview(
+                    df.select(
+                        *feats.KEY,
+                        "faults_7d",
+                        "failed_start_rate_7d",
+                        "peak_ratio_7d",
+                        "offline_min_7d",
+                        "model",
+                    )  # fmt: skip
+                ),
+            }
+        )
 
 
 class TrainingConfig(dg.Config):
@@ -266,26 +268,27 @@ def maintenance_scores(
 ):
     day = partition_day(context)
     url = database.resolved_url()
-    model = artifacts.load(model_store.path())
-    if model is None:
-        context.log.warning("no maintenance model yet: materialise maintenance_model first")
-        replace_partition(url, day, {"maintenance_scores": pl.DataFrame(schema=SCORES)})
-        return dg.MaterializeResult(metadata={"scored": 0, "status": "no model trained yet"})
-    df = score(model, read_features(url, f"day = '{day}'"), top_k=model.card["config"]["top_k"])
-    written = replace_partition(url, day, {"maintenance_scores": df})
-    at_risk = df.filter("at_risk")
-    return dg.MaterializeResult(
-        metadata={
-            "scored": written["maintenance_scores"],
-            "at_risk": at_risk.height,
-            "scored_by_prior": int((df["score_source"] == "prior").sum()),
-            "model_version": model.version,
-            "mean_risk": round(float(df["risk"].mean() or 0), 4),
-            "at_risk_list": _preview(
-                at_risk.select("rank", *feats.KEY, "risk", "top_features"), 20
-            ),
-        }
-    )
+    with daily_run(context, url, day):
+        model = artifacts.load(model_store.path())
+        if model is None:
+            context.log.warning("no maintenance model yet: materialise maintenance_model first")
+            replace_partition(url, day, {"maintenance_scores": pl.DataFrame(schema=SCORES)})
+            return dg.MaterializeResult(metadata={"scored": 0, "status": "no model trained yet"})
+        df = score(model, read_features(url, f"day = '{day}'"), top_k=model.card["config"]["top_k"])
+        written = replace_partition(url, day, {"maintenance_scores": df})
+        at_risk = df.filter("at_risk")
+        return dg.MaterializeResult(
+            metadata={
+                "scored": written["maintenance_scores"],
+                "at_risk": at_risk.height,
+                "scored_by_prior": int((df["score_source"] == "prior").sum()),
+                "model_version": model.version,
+                "mean_risk": round(float(df["risk"].mean() or 0), 4),
+                "at_risk_list": _preview(
+                    at_risk.select("rank", *feats.KEY, "risk", "top_features"), 20
+                ),
+            }
+        )
 
 
 ASSETS = [maintenance_features, maintenance_model, maintenance_scores]

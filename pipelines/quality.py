@@ -39,8 +39,10 @@ def validate(
     *,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
     extra: dict | None = None,
+    ids: list[str] | None = None,
 ) -> dg.AssetCheckResult:
-    """Validate `df` against `expectations` (GX expectation objects)."""
+    """Validate `df` against `expectations` (GX expectation objects). `ids`: the columns that
+    name a failing row in the samples (session, charger, connector), beside its values."""
     import great_expectations as gx
 
     ctx = _context()
@@ -67,7 +69,11 @@ def validate(
     )
     result = vd.run(
         batch_parameters={"dataframe": df.to_pandas()},
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+        result_format={
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": 5,
+            **({"unexpected_index_column_names": ids} if ids else {}),
+        },
     )
     metadata: dict = {
         "rows": df.height,
@@ -80,7 +86,12 @@ def validate(
         kw = r.expectation_config.kwargs
         column = kw.get("column") or f"{kw.get('column_A')}>{kw.get('column_B')}"
         if not r.success:
-            sample = [str(v) for v in (r.result.get("partial_unexpected_list") or [])][:5]
+            rows = r.result.get("partial_unexpected_index_list") if ids else None
+            sample = (
+                [_row(v) for v in rows]
+                if rows
+                else [_value(v) for v in (r.result.get("partial_unexpected_list") or [])]
+            )[:5]
             failures.append(
                 f"| {label} | {column} | {r.result.get('unexpected_count')} | {', '.join(sample)} |"
             )
@@ -89,5 +100,57 @@ def validate(
             "| expectation | column | failing rows | sample |\n|---|---|---|---|\n"
             + "\n".join(failures)
         )
+        metadata["failing_rows"] = int(
+            sum((r.result.get("unexpected_count") or 0) for r in result.results if not r.success)
+        )
     metadata.update(extra or {})
     return dg.AssetCheckResult(passed=bool(result.success), severity=severity, metadata=metadata)
+
+
+def _value(v) -> str:
+    """A sample value as a person reads it: timestamps in ISO minutes UTC, tuples spelled out."""
+    if isinstance(v, tuple | list):
+        return "(" + ", ".join(_value(x) for x in v) + ")"
+    if hasattr(v, "isoformat"):
+        import pandas as pd
+
+        ts = pd.Timestamp(v)
+        if ts.tzinfo is None:
+            ts = ts.tz_localize("UTC")
+        return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%SZ")
+    if type(v).__module__ == "numpy":
+        return _value(v.item()) if hasattr(v, "item") else str(v)
+    return str(v)
+
+
+def _row(row: dict) -> str:
+    return " ".join(f"{k}={_value(v)}" for k, v in row.items())
+
+
+def combine(*results: dg.AssetCheckResult) -> dg.AssetCheckResult:
+    """One check result of several validations: passed when all passed; metadata side by side,
+    the failures tables joined."""
+    metadata: dict = {}
+    failures = []
+    for r in results:
+        for k, v in (r.metadata or {}).items():
+            if k == "failures":
+                failures.append(v.value if hasattr(v, "value") else str(v))
+            elif k in ("rows", "evaluated", "successful", "failing_rows") and k in metadata:
+                metadata[k] = _number(metadata[k]) + _number(v)
+            else:
+                metadata[k] = v
+    if failures:
+        head = "| expectation | column | failing rows | sample |\n|---|---|---|---|\n"
+        metadata["failures"] = dg.MetadataValue.md(
+            head + "\n".join(f.split("\n", 2)[2] for f in failures)
+        )
+    return dg.AssetCheckResult(
+        passed=all(r.passed for r in results),
+        severity=results[0].severity,
+        metadata=metadata,
+    )
+
+
+def _number(v) -> int:
+    return int(v.value if hasattr(v, "value") else v)

@@ -55,7 +55,15 @@ def read_window(
     measurands_sql = ", ".join(f"'{m}'" for m in measurands)
     with connect(url) as conn:
         tx = pl.DataFrame(schema=frames.TRANSACTIONS)
+        tx_events = pl.DataFrame(schema=frames.TRANSACTION_EVENTS)
         if transactions:
+            tx_events = read_frame(
+                conn,
+                f"""SELECT {_cols(frames.TRANSACTION_EVENTS)} FROM transaction_event
+                    WHERE trigger_reason = 'EVDeparted'
+                      AND ts >= {lo} - interval '7 days' AND ts < {hi} + interval '2 days'""",
+                frames.TRANSACTION_EVENTS,
+            )
             tx = read_frame(
                 conn,
                 f"""SELECT {_cols(frames.TRANSACTIONS)} FROM transaction
@@ -134,4 +142,5 @@ def read_window(
     return RawWindow(
         day_start=d0, day_end=d1, transactions=tx, meter=mv, status=st, connection=ce,
         charge_points=cps, connectors=connectors, sites=sites, exclusions=exclusions,
+        transaction_events=tx_events,
     )  # fmt: skip

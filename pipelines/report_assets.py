@@ -100,6 +100,7 @@ def check_report_files(folder: Path, names: list[str]) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=uk_reliability_report,
     name="uk_reliability_files_in_manifest",
+    partitions_def=yearly,
     description="The year's CSV and summary exist, are non-empty and match the manifest.",
 )
 def uk_reliability_files_in_manifest(
@@ -114,6 +115,7 @@ def uk_reliability_files_in_manifest(
 @dg.asset_check(
     asset=compliance_report,
     name="compliance_files_in_manifest",
+    partitions_def=quarterly,
     description="The quarter's HTML and PDF exist, are non-empty and match the manifest.",
 )
 def compliance_files_in_manifest(

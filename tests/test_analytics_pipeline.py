@@ -261,7 +261,8 @@ BAD_ROWS = {
     "utilisation_minutes_sum_to_hour": "UPDATE analytics.utilisation_hourly SET minutes_available = minutes_available + 5 WHERE hour_ts = '2025-06-10 03:00+00'",
     "uptime_within_bounds": "UPDATE analytics.uptime_daily SET uptime_pct = 120 WHERE charge_point_id = 'CP-B'",
     "expected_revenue_adds_up": "UPDATE analytics.expected_revenue SET tax_amount = tax_amount + 1 WHERE session_id = 'CP-A:T2'",
-    "energy_non_negative": "UPDATE analytics.energy_connector_day SET energy_kwh = -1 WHERE charge_point_id = 'CP-B'",
+    "energy_adds_up": "UPDATE analytics.energy_connector_day SET energy_kwh = -1 WHERE charge_point_id = 'CP-B'",
+    "sessions_unusual": "UPDATE analytics.sessions SET end_ts = start_ts, duration_min = 0 WHERE transaction_id = 'T3'",
 }
 
 
@@ -275,15 +276,98 @@ def test_each_check_fails_on_a_crafted_bad_row(scenario, database_url, check):
     assert "failures" in result.metadata
 
 
-def test_blocking_check_stops_downstream(scenario, database_url):
-    """A raw row from the future fails the blocking raw check: the assets after it do not run."""
+def test_one_charger_with_a_clock_in_2100_does_not_block_the_day(scenario, database_url):
+    """A row stamped years ahead of its arrival is a warning about that charger's clock, not a
+    block on everyone's day (the collector quarantines such rows; this one was stored anyway)."""
     scenario.execute(BAD_ROWS["raw_timestamps_not_in_future"])
     result = _run(database_url, D)
-    assert not result.success
-    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
-    assert failed == {"raw_timestamps_not_in_future"}
+    assert result.success
+    warned = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert warned == {"raw_timestamps_not_in_future"}
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name in warned)
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "charge_point_id=CP-B" in evaluation.metadata["failures"].value
     materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "utilisation" not in materialised and "uptime" not in materialised
+    assert {"utilisation", "uptime", "peak_usage"} <= materialised
+    assert scenario.execute(
+        "SELECT count(DISTINCT charge_point_id) FROM analytics.uptime_daily WHERE day = %s", (D,)
+    ).fetchone() == (2,)
+
+
+def test_blocking_check_stops_downstream_in_the_run_and_in_later_runs(scenario, database_url):
+    """A blocking check failing on a day stops what depends on it in the same run (Dagster),
+    and in any later run of a downstream asset for that day (analytics.partition_status)."""
+    from pipelines.assets import energy, sessions
+
+    scenario.execute(BAD_ROWS["sessions_valid"])
+    result = checks.check_sessions_valid(database_url, D)
+    assert not result.passed
+    # the sample names the session, its charger and connector, with readable values
+    sample = result.metadata["failures"].value
+    assert "session_id=CP-A:T2 charge_point_id=CP-A evse_id=1 connector_id=1" in sample
+    assert "np.datetime64" not in sample
+
+    # a blocking check of the sessions asset failing in a real run: downstream is skipped in
+    # that run and the day is recorded failed (a check that always fails stands in for it)
+    def check_always_fails(url, day):
+        return dg.AssetCheckResult(passed=False, metadata={"why": "crafted"})
+
+    failing = checks._asset_check(check_always_fails, asset=sessions, blocking=True)
+    run = dg.materialize(
+        [*ASSETS, failing],
+        partition_key=D.isoformat(),
+        resources={"database": DatabaseResource(url=database_url)},
+        raise_on_error=False,
+    )
+    assert not run.success
+    materialised = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
+    assert "sessions" in materialised and "energy" not in materialised
+    assert scenario.execute(
+        "SELECT status, detail FROM analytics.partition_status WHERE asset = 'sessions' AND day = %s",
+        (D,),
+    ).fetchone() == ("failed", "blocking check always_fails failed")
+    # a later run of energy alone for that day refuses, and says why
+    later = _run(database_url, D, selection=[energy])
+    assert not later.success
+    [failure] = later.get_step_failure_events()
+    assert "sessions failed for 2025-06-10 (blocking check always_fails failed)" in str(
+        failure.event_specific_data.error
+    )
+    assert scenario.execute(
+        "SELECT status FROM analytics.partition_status WHERE asset = 'energy' AND day = %s", (D,)
+    ).fetchone() == ("failed",)
+    # the day before is untouched
+    assert scenario.execute(
+        "SELECT status FROM analytics.partition_status WHERE asset = 'energy' AND day = %s",
+        (D - timedelta(days=1),),
+    ).fetchone() == ("ok",)
+    # a clean re-run of the day lifts it: the asset and its real checks pass again
+    assert _run(database_url, D).success
+    assert scenario.execute(
+        "SELECT count(*) FROM analytics.partition_status WHERE day = %s AND status <> 'ok'", (D,)
+    ).fetchone() == (0,)
+
+
+def test_an_asset_that_fails_marks_its_day_and_downstream_refuses(scenario, database_url):
+    """The sessions asset itself failing (the database refuses its rows) leaves the day failed;
+    energy, peak usage and expected revenue do not run on it in a later run."""
+    from pipelines.assets import energy, expected_revenue, sessions
+
+    scenario.execute(
+        "ALTER TABLE analytics.sessions ADD CONSTRAINT test_refuse CHECK (energy_wh < 0) NOT VALID"
+    )
+    try:
+        first = _run(database_url, D, selection=[sessions])
+    finally:
+        scenario.execute("ALTER TABLE analytics.sessions DROP CONSTRAINT test_refuse")
+    assert not first.success
+    status, detail = scenario.execute(
+        "SELECT status, detail FROM analytics.partition_status WHERE asset = 'sessions' AND day = %s",
+        (D,),
+    ).fetchone()
+    assert status == "failed" and "test_refuse" in detail
+    later = _run(database_url, D, selection=[energy, expected_revenue])
+    assert not later.success and not later.get_asset_materialization_events()
 
 
 def test_schedule_runs_the_day_that_just_ended():

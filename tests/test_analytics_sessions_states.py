@@ -203,15 +203,19 @@ def test_session_crossing_midnight(sessions: dict[str, dict]) -> None:
     assert r["idle_min"] == 50.0  # 00:20 -> 01:10
 
 
-def test_missing_stop_ended_by_a_later_transaction(sessions: dict[str, dict]) -> None:
+def test_missing_stop_ended_by_the_connector_leaving_its_statuses(
+    sessions: dict[str, dict],
+) -> None:
+    # no stop; the connector shows Available at 10:00 (before the next transaction at 12:00)
     r = sessions["B:10"]
     assert r["missing_stop"] and not r["meter_reset"] and not r["energy_mismatch"]
-    assert (r["start_ts"], r["end_ts"]) == (t("08:00"), t("09:00"))  # last sample
+    assert (r["start_ts"], r["end_ts"], r["end_source"]) == (t("08:00"), t("10:00"), "status")
     assert (r["energy_wh"], r["energy_source"]) == (4000.0, "samples")  # 9000 - 5000
     assert (r["peak_power_w"], r["mean_power_w"]) == (7200.0, 3200.0)  # (7200+2400+0)/3
     assert r["charging_end_ts"] == t("08:30")
     assert (r["plug_in_ts"], r["plug_out_ts"]) == (t("07:59"), t("10:00"))
-    assert (r["duration_min"], r["idle_min"]) == (60.0, 90.0)  # 08:30 -> 10:00
+    assert (r["duration_min"], r["idle_min"]) == (120.0, 90.0)  # 08:30 -> 10:00
+    assert not r["failed_attempt"]
     r = sessions["B:11"]  # no samples at all: meter energy, mean over the session
     assert (r["energy_wh"], r["energy_source"], r["peak_power_w"]) == (3000.0, "meter", None)
     assert (r["mean_power_w"], r["charging_end_ts"]) == (3000.0, t("13:00"))

@@ -78,13 +78,31 @@ def test_unreadable_values_skipped_not_failed():
     out = rows(
         [
             {"value": "abc"},
-            {"value": "NaN"},
             {"value": "1e3", "unit": "kWh"},
             {"value": "AB12", "format": "SignedData"},
             {"value": "3", "unit": "parsecs"},
         ]
     )
     assert [(r.value, r.unit) for r in out] == [(1_000_000.0, "Wh")]
+
+
+def test_non_finite_values_kept_for_the_writer_to_quarantine():
+    """NaN, Infinity and a value that overflows once in Wh are rows the writer sends to the
+    quarantine table instead of meter_value (they must be visible, and never summed)."""
+    from ingest import store
+
+    out = rows(
+        [
+            {"value": "NaN"},
+            {"value": "1e308", "unit": "kWh", "context": "Transaction.Begin"},
+            {"value": "12", "measurand": "Current.Import"},
+        ]
+    )
+    assert len(out) == 3
+    assert register_wh(out, "Transaction.Begin") is None  # never a meter_start of Infinity
+    ops = store.meter_ops(out)
+    assert [op.kind for op in ops] == ["quarantine", "quarantine", "meter_value"]
+    assert ops[1].params[8] == "1e308" and "not finite" in ops[1].params[9]
 
 
 def test_default_context_for_transaction_events():

@@ -7,7 +7,9 @@ Rules (the README quotes them):
   (charge_point_id, transaction_id) are ordered by time; several samples at the same instant (e.g.
   Transaction.Begin and Sample.Periodic contexts) count once, with their highest value.
 - The energy of a pair of consecutive samples is the register increase between them; a decrease
-  (meter reset or replacement) counts as 0. The transaction's meter_start/meter_stop readings are
+  (meter reset or replacement) counts as 0, and so does a non-finite sample or a rise larger than
+  the charge point's rated power could deliver over the pair's span (`plausibility.py`: the
+  sessions asset lists those in analytics.quarantine). The transaction's meter_start/meter_stop readings are
   not used: energy before its first and after its last sample is not in these figures (chargers
   send Transaction.Begin/End samples, which cover it).
 - A pair's energy is spread evenly over its time span [t0, t1): the share falling in a 15-minute
@@ -36,6 +38,7 @@ from pipelines.analytics.frames import (
     TS,
     RawWindow,
 )
+from pipelines.analytics.plausibility import finite, impossible_step
 from pipelines.analytics.uptime import KEY, as_utc, conform, window_day
 
 REGISTER = "Energy.Active.Import.Register"
@@ -55,9 +58,14 @@ def interval_energy(window: RawWindow) -> pl.LazyFrame:
     same_tx = (pl.col("charge_point_id") == pl.col("charge_point_id").shift(1)) & (
         pl.col("transaction_id") == pl.col("transaction_id").shift(1)
     )
+    rated = window.charge_points.lazy().select("charge_point_id", rated_w="max_power_w")
     pairs = (
         window.meter.lazy()
-        .filter((pl.col("measurand") == REGISTER) & pl.col("transaction_id").is_not_null())
+        .filter(
+            (pl.col("measurand") == REGISTER)
+            & pl.col("transaction_id").is_not_null()
+            & finite("value")
+        )
         .group_by("charge_point_id", "transaction_id", "ts")
         .agg(pl.col("evse_id", "connector_id").first(), pl.col("value").max())
         .sort("charge_point_id", "transaction_id", "ts")
@@ -65,7 +73,12 @@ def interval_energy(window: RawWindow) -> pl.LazyFrame:
             t0=pl.when(same_tx).then(pl.col("ts").shift(1)),
             wh=(pl.col("value") - pl.col("value").shift(1)).clip(lower_bound=0.0),
         )
-        .filter(pl.col("t0").is_not_null() & (pl.col("wh") > 0))
+        .join(rated.unique("charge_point_id"), on="charge_point_id", how="left")
+        .filter(
+            pl.col("t0").is_not_null()
+            & (pl.col("wh") > 0)
+            & ~impossible_step(pl.col("wh"), pl.col("ts") - pl.col("t0"), pl.col("rated_w"))
+        )
         .select(
             *KEY,
             "wh",

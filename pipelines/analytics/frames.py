@@ -9,7 +9,7 @@ state before the window so that intervals can be carried in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
@@ -50,6 +50,11 @@ EXCLUSIONS = {  # outage_exclusion rows overlapping the window; evse_id/connecto
     "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
     "starts_at": TS, "ends_at": TS, "reason": pl.String,
 }  # fmt: skip
+TRANSACTION_EVENTS = {  # 2.0.1 TransactionEvents of the window's transactions that tell the EV
+    # left (trigger_reason EVDeparted): evidence for the end of a session without a stop
+    "ts": TS, "charge_point_id": pl.String, "transaction_id": pl.String,
+    "trigger_reason": pl.String,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class RawWindow:
     connectors: pl.DataFrame
     sites: pl.DataFrame
     exclusions: pl.DataFrame
+    transaction_events: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=TRANSACTION_EVENTS)
+    )
 
 
 # -- outputs (one day partition each; `day` is a pl.Date) ---------------------------------------
@@ -75,12 +83,21 @@ SESSIONS = {  # one row per session whose start_ts falls in the day (UTC)
     "charge_point_id": pl.String, "transaction_id": pl.String, "ocpp_version": pl.String,
     "site_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32, "id_token": pl.String,
     "start_ts": TS, "end_ts": TS,              # transaction start/stop; end_ts null when still open
+    "end_source": pl.String,  # 'stop' | 'status' | 'ev_departed' | 'next_transaction' |
+    # 'last_sample': the evidence end_ts comes from (sessions.py); null while open
     "plug_in_ts": TS, "plug_out_ts": TS,       # from statuses where they tell (else null)
     "charging_end_ts": TS,                     # last sample with power > 0, else end_ts
     "duration_min": pl.Float64, "idle_min": pl.Float64,  # idle: charging end to plug-out/end
     "energy_wh": pl.Float64, "energy_source": pl.String,  # 'meter' | 'samples' | 'none'
     "peak_power_w": pl.Float64, "mean_power_w": pl.Float64,
     "missing_stop": pl.Boolean, "meter_reset": pl.Boolean, "energy_mismatch": pl.Boolean,
+    "failed_attempt": pl.Boolean,  # nothing delivered (0 Wh) or no time (end = start): data
+    "quarantined_steps": pl.Int32,  # register steps no connector could deliver: not counted
+}  # fmt: skip
+QUARANTINE = {  # per day: raw values the reconstruction refused to count, and why
+    "day": pl.Date, "charge_point_id": pl.String, "evse_id": pl.Int32, "connector_id": pl.Int32,
+    "transaction_id": pl.String, "ts": TS, "value": pl.Float64, "previous": pl.Float64,
+    "reason": pl.String,
 }  # fmt: skip
 UTILISATION = {  # per connector and UTC hour of the day; the minutes columns sum to 60
     "day": pl.Date, "hour_ts": TS, "charge_point_id": pl.String, "evse_id": pl.Int32,

@@ -6,10 +6,22 @@ Meter rows belong to a transaction by (charge_point_id, transaction_id). The rul
   belongs to its start day and keeps all its energy. A transaction with only stop fields (a
   StopTransaction for a transaction never seen) is not a session: `orphan_stops` lists those
   whose stop_ts is in the day.
-- End: end_ts = stop_ts. Without a stop (missing_stop), end_ts = the transaction's last meter
-  sample (any measurand) when the session is clearly over: a later transaction started on the same
-  connector, or its last sample is more than 2 h before the data horizon (the latest timestamp of
-  any row in the window); otherwise end_ts is null (still open).
+- End: end_ts = stop_ts (end_source 'stop'). A transaction without a stop (missing_stop) ends at
+  the first sign that it is over, in this order of evidence:
+  1. 'status': the connector leaves the transaction's statuses (Preparing, Charging, SuspendedEV,
+     SuspendedEVSE, Finishing, Occupied, Reserved): its first Available, Unavailable or Faulted
+     after the start, which is also the plug-out where the charger reports one; or 'ev_departed':
+     a 2.0.1 TransactionEvent with triggerReason EVDeparted (the EV disconnected). The earlier of
+     the two counts, if it comes before the next transaction on the connector starts.
+  2. 'next_transaction': another transaction started on the connector, so this one was over by
+     then: end_ts = this one's last meter sample, or the next start when it has no sample after
+     its start.
+  3. 'last_sample': its last meter sample (any measurand) is more than 2 h before the data
+     horizon (the latest timestamp of any row in the window).
+  Otherwise end_ts is null (still open). An end is never before the start (an earlier piece of
+  evidence, e.g. a clock step, ends the session at its start).
+- failed_attempt: a session that delivered nothing (0 Wh) or took no time (end = start). It is
+  a real event (a charge that was tried and did not happen), kept and flagged; not a data error.
 - Energy: the register chain of a transaction is meter_start (at start), its
   Energy.Active.Import.Register samples (any context; one value per timestamp, the highest) in
   time order, then meter_stop (at stop). meter_reset when any step of that chain goes down
@@ -19,6 +31,10 @@ Meter rows belong to a transaction by (charge_point_id, transaction_id). The rul
   * 'samples': otherwise, when there is at least one register sample: energy = the sum of the
     chain's non-negative steps (a drop counts 0, the climb after it counts);
   * 'none': otherwise; energy null.
+  Values that cannot be physical are quarantined (listed by `reconstruct`, never counted): a
+  non-finite sample, meter_start or meter_stop is left out; a step that rises more than the
+  charge point's rated power could deliver in its time span (`plausibility.py`) counts 0, like
+  a reset, and makes the source 'samples' (or 'none' if nothing else is left): quarantined_steps.
   energy_mismatch (only for 'meter' with samples): the sample-based energy (non-negative steps of
   meter_start and the samples, without meter_stop) differs from the meter energy by more than
   max(1% of the meter energy, 50 Wh).
@@ -38,11 +54,13 @@ Meter rows belong to a transaction by (charge_point_id, transaction_id). The rul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
 
-from pipelines.analytics.frames import SESSIONS, TRANSACTIONS, TS, RawWindow
+from pipelines.analytics.frames import QUARANTINE, SESSIONS, TRANSACTIONS, TS, RawWindow
+from pipelines.analytics.plausibility import finite, impossible_step, step_reason
 from pipelines.analytics.states import CP, KEY, POWER, REGISTER, day_bounds
 
 TXK = [CP, "transaction_id"]
@@ -97,17 +115,37 @@ def _plug_events(window: RawWindow) -> pl.DataFrame:
     return status.filter(changed & pl.col("status").is_in(["Available", "Preparing", "Occupied"]))
 
 
+# statuses a connector shows during a transaction; the first other one after the start ends it
+IN_TRANSACTION = ["Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing",
+                  "Occupied", "Reserved"]  # fmt: skip
+END_STATUSES = ["Available", "Unavailable", "Faulted"]
+EV_DEPARTED = "EVDeparted"
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    sessions: pl.DataFrame  # frame SESSIONS
+    quarantine: pl.DataFrame  # frame QUARANTINE: values no sum may use, with the reason
+
+
 def build_sessions(window: RawWindow) -> pl.DataFrame:
     """One row per transaction started in the day (frame SESSIONS); see the module docstring."""
-    day_start, day_end = day_bounds(window)
-    tx = window.transactions.filter(
-        pl.col("start_ts").is_between(day_start, day_end, closed="left")
-    ).unique(TXK, keep="last", maintain_order=True)
-    meter = window.meter.filter(pl.col("transaction_id").is_not_null()).join(
-        tx.select(TXK), on=TXK, how="semi"
+    return reconstruct(window).sessions
+
+
+def _status_ends(window: RawWindow) -> pl.DataFrame:
+    """Per connector, the times it showed a status that ends a transaction, sorted."""
+    return (
+        window.status.filter(pl.col("status").is_in(END_STATUSES))
+        .select(*KEY, status_end_ts="ts")
+        .drop_nulls()
+        .unique()
+        .sort([*KEY, "status_end_ts"])
     )
 
-    # -- end of sessions without a stop ----------------------------------------------------------
+
+def _ends(window: RawWindow, tx: pl.DataFrame, meter: pl.DataFrame) -> pl.DataFrame:
+    """`tx` with end_ts and end_source (see the module docstring) and next_start_ts."""
     last_sample = meter.group_by(TXK).agg(last_sample_ts=pl.col("ts").max())
     starts = (
         window.transactions.filter(
@@ -116,6 +154,11 @@ def build_sessions(window: RawWindow) -> pl.DataFrame:
         )
         .select(*KEY, next_start_ts="start_ts")
         .sort([*KEY, "next_start_ts"])
+    )
+    departed = (
+        window.transaction_events.filter(pl.col("trigger_reason") == EV_DEPARTED)
+        .group_by(TXK)
+        .agg(departed_ts=pl.col("ts").min())
     )
     tx = (
         tx.sort([*KEY, "start_ts"])
@@ -128,7 +171,17 @@ def build_sessions(window: RawWindow) -> pl.DataFrame:
             allow_exact_matches=False,
             check_sortedness=False,
         )
+        .join_asof(
+            _status_ends(window),
+            left_on="start_ts",
+            right_on="status_end_ts",
+            by=KEY,
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
         .join(last_sample, on=TXK, how="left")
+        .join(departed.filter(pl.col("departed_ts").is_not_null()), on=TXK, how="left")
     )
     horizon = _horizon(window)
     stale = (
@@ -136,14 +189,68 @@ def build_sessions(window: RawWindow) -> pl.DataFrame:
         if horizon is not None
         else pl.lit(False)
     )
-    over = pl.col("next_start_ts").is_not_null() | stale.fill_null(False)
+    before_next = pl.col("next_start_ts").is_null() | (pl.col("next_start_ts") > pl.col("signal"))
+    departed_ok = pl.col("departed_ts") >= pl.col("start_ts")
     tx = tx.with_columns(
-        missing_stop=pl.col("stop_ts").is_null(),
-        end_ts=pl.when(pl.col("stop_ts").is_not_null())
+        signal=pl.min_horizontal("status_end_ts", pl.when(departed_ok).then(pl.col("departed_ts"))),
+        signal_source=pl.when(
+            pl.col("status_end_ts").is_null()
+            | (departed_ok & (pl.col("departed_ts") < pl.col("status_end_ts")))
+        )
+        .then(pl.lit("ev_departed"))
+        .otherwise(pl.lit("status")),
+    )
+    sample_before_next = pl.when(
+        (pl.col("last_sample_ts") > pl.col("start_ts"))
+        & (pl.col("last_sample_ts") <= pl.col("next_start_ts"))
+    ).then(pl.col("last_sample_ts"))
+    has_stop = pl.col("stop_ts").is_not_null()
+    has_signal = pl.col("signal").is_not_null() & before_next.fill_null(False)
+    has_next = pl.col("next_start_ts").is_not_null()
+    is_stale = stale.fill_null(False)
+    tx = tx.with_columns(
+        missing_stop=~has_stop,
+        end_source=pl.when(has_stop)
+        .then(pl.lit("stop"))
+        .when(has_signal)
+        .then(pl.col("signal_source"))
+        .when(has_next)
+        .then(pl.lit("next_transaction"))
+        .when(is_stale)
+        .then(pl.lit("last_sample")),
+        end_ts=pl.when(has_stop)
         .then(pl.col("stop_ts"))
-        .when(over)
+        .when(has_signal)
+        .then(pl.col("signal"))
+        .when(has_next)
+        .then(pl.coalesce(sample_before_next, pl.col("next_start_ts")))
+        .when(is_stale)
         .then(pl.col("last_sample_ts")),
     )
+    # never before the start: evidence from a clock that stepped back ends it at the start
+    return tx.with_columns(
+        end_ts=pl.when(pl.col("end_ts").is_not_null()).then(pl.max_horizontal("end_ts", "start_ts"))
+    )
+
+
+def reconstruct(window: RawWindow) -> Reconstruction:
+    """Sessions of the day and the raw values they refused to count."""
+    day_start, day_end = day_bounds(window)
+    tx = (
+        window.transactions.filter(pl.col("start_ts").is_between(day_start, day_end, closed="left"))
+        .unique(TXK, keep="last", maintain_order=True)
+        .with_columns(
+            pl.when(finite(c)).then(pl.col(c)).alias(c) for c in ("meter_start_wh", "meter_stop_wh")
+        )
+    )
+    tx_meter = window.meter.filter(pl.col("transaction_id").is_not_null()).join(
+        tx.select(TXK), on=TXK, how="semi"
+    )
+    meter = tx_meter.filter(finite("value"))
+    not_finite = tx_meter.filter(~finite("value"))
+    raw_tx = window.transactions.join(tx.select(TXK), on=TXK, how="semi")
+
+    tx = _ends(window, tx, meter)
     bounds = tx.select(*TXK, "start_ts", "end_ts")
     in_session = (pl.col("ts") >= pl.col("start_ts")) & (
         pl.col("end_ts").is_null() | (pl.col("ts") <= pl.col("end_ts"))
@@ -155,6 +262,7 @@ def build_sessions(window: RawWindow) -> pl.DataFrame:
         .group_by([*TXK, "ts"])
         .agg(pl.col("value").max())
     )
+    rated = window.charge_points.select(CP, rated_w="max_power_w").unique(CP)
     chain = (
         pl.concat(
             [
@@ -168,13 +276,26 @@ def build_sessions(window: RawWindow) -> pl.DataFrame:
             ]
         )
         .sort([*TXK, "ord", "ts"])
-        .with_columns(step=pl.col("value") - pl.col("value").shift(1).over(TXK))
+        .join(rated, on=CP, how="left")
+        .with_columns(
+            previous=pl.col("value").shift(1).over(TXK),
+            span=pl.col("ts") - pl.col("ts").shift(1).over(TXK),
+        )
+        .with_columns(step=pl.col("value") - pl.col("previous"))
+        .with_columns(
+            impossible=impossible_step(pl.col("step"), pl.col("span"), pl.col("rated_w")).fill_null(
+                False
+            )
+        )
         .join(bounds, on=TXK, how="left")
     )
+    quarantine = _quarantine(window, tx, chain, not_finite, raw_tx)
+    chain = chain.with_columns(step=pl.when(pl.col("impossible")).then(0.0).otherwise("step"))
     rise = pl.col("step").clip(lower_bound=0)
     energy_parts = chain.group_by(TXK).agg(
         n_register=(pl.col("ord") == 1).sum(),
         reset=(pl.col("step") < 0).any(),
+        quarantined_steps=pl.col("impossible").sum().cast(pl.Int32),
         chain_wh=rise.sum(),
         sample_wh=rise.filter(pl.col("ord") < 2).sum(),
         last_rise_ts=pl.col("ts").filter((pl.col("step") > 0) & in_session).max(),
@@ -202,9 +323,13 @@ def build_sessions(window: RawWindow) -> pl.DataFrame:
             meter_reset=pl.col("reset").fill_null(False),
         )
     )
-    meter_ok = pl.all_horizontal(
-        pl.col(c).is_not_null() for c in ("stop_ts", "meter_start_wh", "meter_stop_wh")
-    ) & ~pl.col("meter_reset")
+    meter_ok = (
+        pl.all_horizontal(
+            pl.col(c).is_not_null() for c in ("stop_ts", "meter_start_wh", "meter_stop_wh")
+        )
+        & ~pl.col("meter_reset")
+        & (pl.col("quarantined_steps").fill_null(0) == 0)
+    )
     meter_wh = pl.col("meter_stop_wh") - pl.col("meter_start_wh")
     s = s.with_columns(
         energy_source=pl.when(meter_ok)
@@ -283,7 +408,63 @@ def build_sessions(window: RawWindow) -> pl.DataFrame:
             session_id=pl.concat_str(CP, pl.lit(":"), "transaction_id"),
             duration_min=_minutes("end_ts", "start_ts"),
             idle_min=_minutes(pl.coalesce("plug_out_ts", "end_ts"), pl.col("charging_end_ts")),
+            quarantined_steps=pl.col("quarantined_steps").fill_null(0),
+        )
+        .with_columns(
+            failed_attempt=((pl.col("energy_wh") == 0) | (pl.col("duration_min") == 0)).fill_null(
+                False
+            )
         )
         .sort([CP, "start_ts", "transaction_id"])
     )
-    return s.select([pl.col(c).cast(t) for c, t in SESSIONS.items()])
+    return Reconstruction(
+        sessions=s.select([pl.col(c).cast(t) for c, t in SESSIONS.items()]),
+        quarantine=quarantine,
+    )
+
+
+def _quarantine(
+    window: RawWindow,
+    tx: pl.DataFrame,
+    chain: pl.DataFrame,
+    not_finite: pl.DataFrame,
+    raw_tx: pl.DataFrame,
+) -> pl.DataFrame:
+    """Frame QUARANTINE: the non-finite samples and meter readings, and the impossible steps."""
+    day = window.day_start.date()
+    where = tx.select(*TXK, "evse_id", "connector_id")
+    steps = chain.filter("impossible").join(where, on=TXK, how="left")
+    readings = pl.concat(
+        [
+            raw_tx.filter(~finite(c)).select(
+                *TXK, "evse_id", "connector_id", ts=ts, value=c, reason=pl.lit(f"{c} not finite")
+            )
+            for c, ts in (("meter_start_wh", "start_ts"), ("meter_stop_wh", "stop_ts"))
+        ]
+    )
+    frames = [
+        steps.select(
+            *TXK,
+            "evse_id",
+            "connector_id",
+            "ts",
+            "value",
+            "previous",
+            reason=step_reason(pl.col("step"), pl.col("span"), pl.col("rated_w")),
+        ),  # fmt: skip
+        not_finite.select(
+            *TXK,
+            "evse_id",
+            "connector_id",
+            "ts",
+            "value",
+            reason=pl.format("{} sample not finite", "measurand"),
+        ),  # fmt: skip
+        readings,
+    ]
+    return (
+        pl.concat(frames, how="diagonal_relaxed")
+        .with_columns(day=pl.lit(day, dtype=pl.Date))
+        .select([pl.col(c).cast(t) for c, t in QUARANTINE.items()])
+        .sort(CP, "transaction_id", "ts", nulls_last=True)
+    )

@@ -23,6 +23,7 @@ from pipelines.payments import reconcile as logic
 from pipelines.quality import validate
 from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ReportsResource
+from pipelines.status import daily_run
 from pipelines.store import replace_partition
 from reports import files
 
@@ -139,35 +140,36 @@ def reconciliation(
     CSV with a reason per line."""
     day = partition_day(context)
     url = database.resolved_url()
-    tolerance = resolve_tolerance(config.tolerance_minor_units)
-    expected, stripe = read_inputs(url, day)
-    lines = logic.reconcile(expected, logic.payment_totals(stripe), day, tolerance)
-    per_site = logic.site_day(lines)
-    written = replace_partition(
-        url, day, {"reconciliation_lines": lines, "reconciliation_site_day": per_site}
-    )
-    folder = files.period_dir(reports.path(), day.isoformat())
-    csv_path = folder / EXCEPTIONS_CSV
-    exceptions = logic.exceptions(lines)
-    write_exceptions_csv(exceptions, csv_path)
-    files.write_manifest(folder)
-    counts = dict(lines["category"].value_counts().iter_rows())
-    return dg.MaterializeResult(
-        metadata={
-            "lines": written["reconciliation_lines"],
-            "exceptions": exceptions.height,
-            "tolerance_minor_units": tolerance,
-            "categories": dg.MetadataValue.json(
-                {c: int(counts.get(c, 0)) for c in logic.CATEGORIES}
-            ),
-            "totals_by_currency": dg.MetadataValue.json(_totals_by_currency(lines)),
-            "exceptions_csv": dg.MetadataValue.path(str(csv_path)),
-            "exceptions_preview": _preview(
-                exceptions.select("category", "session_id", "payment_intent_ids", "reason"),
-                10,
-            ),
-        }
-    )
+    with daily_run(context, url, day):
+        tolerance = resolve_tolerance(config.tolerance_minor_units)
+        expected, stripe = read_inputs(url, day)
+        lines = logic.reconcile(expected, logic.payment_totals(stripe), day, tolerance)
+        per_site = logic.site_day(lines)
+        written = replace_partition(
+            url, day, {"reconciliation_lines": lines, "reconciliation_site_day": per_site}
+        )
+        folder = files.period_dir(reports.path(), day.isoformat())
+        csv_path = folder / EXCEPTIONS_CSV
+        exceptions = logic.exceptions(lines)
+        write_exceptions_csv(exceptions, csv_path)
+        files.write_manifest(folder)
+        counts = dict(lines["category"].value_counts().iter_rows())
+        return dg.MaterializeResult(
+            metadata={
+                "lines": written["reconciliation_lines"],
+                "exceptions": exceptions.height,
+                "tolerance_minor_units": tolerance,
+                "categories": dg.MetadataValue.json(
+                    {c: int(counts.get(c, 0)) for c in logic.CATEGORIES}
+                ),
+                "totals_by_currency": dg.MetadataValue.json(_totals_by_currency(lines)),
+                "exceptions_csv": dg.MetadataValue.path(str(csv_path)),
+                "exceptions_preview": _preview(
+                    exceptions.select("category", "session_id", "payment_intent_ids", "reason"),
+                    10,
+                ),
+            }
+        )
 
 
 def export_exceptions(url: str, start: date, end: date, path: str | Path) -> int:
