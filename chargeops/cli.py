@@ -225,6 +225,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             reset=args.reset,
             fleet_file=args.config,
+            end=_day_arg(args.end, "--end") if args.end else None,
         ),
     )
     failed = result["summary"].errors or result["figures"]["failed checks or runs"]
@@ -283,6 +284,15 @@ def cmd_report_compliance(args: argparse.Namespace) -> int:
     from reports.compliance import cli
 
     return cli(args, _settings(args))
+
+
+def _day_arg(text: str, flag: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not an ISO date such as 2026-11-30") from None
 
 
 def _date_range(args: argparse.Namespace):
@@ -441,7 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="clear the raw tables first (default: only on the embedded database)",
     )
     demo.add_argument(
-        "--strict", action="store_true", help="exit 1 if any OCPP call or data-quality check failed"
+        "--end",
+        help="the last simulated day, ISO date (default: yesterday, UTC); one seed and end date "
+        "always give the same figures",
+    )
+    demo.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 if any OCPP call, run or blocking data-quality check failed",
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -13,6 +13,8 @@ import asyncio
 import dataclasses
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -31,9 +33,23 @@ class DemoOptions:
     seed: int = 42
     reset: bool | None = None  # None: reset only the embedded default database
     fleet_file: str | None = None
+    end: date | None = None  # the last simulated day; None: yesterday (UTC)
+
+
+def fleet_start(end: date, days: float) -> datetime:
+    """The simulated period ends at midnight UTC after `end`: one seed and end date always give
+    the same fleet, whatever day the demo runs."""
+    return datetime.combine(end + timedelta(days=1), clock_time(0), tzinfo=UTC) - timedelta(
+        days=days
+    )
+
+
+def yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def run_demo(settings: Settings, options: DemoOptions, console: Console | None = None) -> dict:
+    from chargeops.completeness import DAILY_ASSETS, gaps, lines
     from chargeops.db import RAW_TABLES, connect, describe, resolve_database_url, upgrade
     from ingest.clock import SimClock
     from ingest.registry import register_fleet
@@ -71,10 +87,18 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     timings["migrations"] = time.perf_counter() - t
 
     t = stage("3/10 sites and charge points")
+    end = options.end or yesterday()
     if options.fleet_file:
         fleet = load_fleet(options.fleet_file)
+        if options.end:
+            fleet = dataclasses.replace(fleet, start=fleet_start(options.end, fleet.days))
     else:
-        fleet = default_fleet(options.charge_points, days=options.days, seed=options.seed)
+        fleet = default_fleet(
+            options.charge_points,
+            days=options.days,
+            seed=options.seed,
+            start=fleet_start(end, options.days),
+        )
         # the collector validates every frame; the simulated chargers need not validate their
         # own, and 5-minute lockstep windows keep the shared clock well inside the 15-minute
         # heartbeat while cutting the number of round-trip barriers fivefold
@@ -130,6 +154,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     timings["dashboard"] = time.perf_counter() - t
 
     t = stage("10/10 summary")
+    incomplete = gaps(url, days[0], days[-1], DAILY_ASSETS)
     with connect(url) as conn:
         q = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         figures = {
@@ -145,7 +170,8 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
             "fault status events": q("SELECT count(*) FROM status_event WHERE status = 'Faulted'"),
             "late (offline-queued) messages": summary.late_messages,
             "CALLERRORs / unanswered": summary.errors,
-            "analytics partitions materialised": len(days),
+            "daily asset partitions ok": f"{len(days) * len(DAILY_ASSETS) - len(incomplete)}"
+            f" / {len(days) * len(DAILY_ASSETS)}",
             "sessions reconstructed": q("SELECT count(*) FROM analytics.sessions"),
             "sessions priced (expected revenue)": q("SELECT count(*) FROM analytics.expected_revenue"),
             "mean port uptime (%)": round(q("SELECT coalesce(avg(uptime_pct), 0) FROM analytics.uptime_daily"), 2),
@@ -164,6 +190,8 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
             "dashboards mailed": q("SELECT count(*) FROM dashboard_delivery"),
             "failed checks or runs": dagster.failures,
             "check warnings": len(dagster.warnings),
+            "quarantined values (ingest / reconstruction)": f"{q('SELECT count(*) FROM quarantine')}"
+            f" / {q('SELECT count(*) FROM analytics.quarantine')}",
         }  # fmt: skip
     table = Table(title="chargeops demo")
     table.add_column("what")
@@ -171,6 +199,12 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
     for k, v in figures.items():
         table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
     console.print(table)
+    if incomplete:
+        console.print("[red]incomplete partitions (what depends on them did not run):")
+        for line in lines(incomplete):
+            console.print(f"[red]  {line}")
+    else:
+        console.print(f"every daily asset is complete for {days[0]}..{days[-1]}")
     total = time.perf_counter() - t_start
     console.print(
         f"Dagster UI: DAGSTER_HOME={dagster.home} .venv/bin/dagster dev  "
@@ -182,7 +216,14 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
         f"(simulation {timings['simulation']:.0f} s for {fleet.days:g} simulated days)"
     )
     timings["summary"] = time.perf_counter() - t
-    return {"figures": figures, "timings": timings, "health": health, "summary": summary}
+    return {
+        "figures": figures,
+        "timings": timings,
+        "health": health,
+        "summary": summary,
+        "incomplete": incomplete,
+        "days": days,
+    }
 
 
 def analytics_days(start, days: float) -> list:
@@ -196,8 +237,8 @@ def analytics_days(start, days: float) -> list:
 
 def run_payments(dagster: DagsterRunner, url: str, days: list, seed: int, console: Console) -> dict:
     """A local server speaking Stripe's API, seeded with a payment per priced session and a share
-    of realistic discrepancies; the real SDK syncs it, then every day is reconciled."""
-    from pipelines.payments import ingest_asset, reconciliation_asset
+    of realistic discrepancies; the real SDK syncs it (job `stripe_sync`), then every day is
+    reconciled (job `reconciliation_daily`)."""
     from pipelines.payments.seed import seeded_local_stripe
     from pipelines.resources import StripeResource
 
@@ -207,17 +248,17 @@ def run_payments(dagster: DagsterRunner, url: str, days: list, seed: int, consol
         )
         dagster.run(
             "Stripe sync",
-            [("stripe_payments", ingest_asset.ASSETS, None)],
+            "stripe_sync",
+            [("stripe_payments", None)],
             stripe=StripeResource(api_key=server.api_key, api_base=server.base_url),
         )
-    recon = [*reconciliation_asset.ASSETS, *reconciliation_asset.CHECKS]
-    dagster.run("reconciliation", [(str(d), recon, d.isoformat()) for d in days])
+    dagster.run("reconciliation", "reconciliation_daily", [(str(d), d.isoformat()) for d in days])
     from chargeops.db import connect
 
     with connect(url) as conn:
         rows = conn.execute(
             "SELECT category, count(*) FROM analytics.reconciliation_lines "
-            "GROUP BY category ORDER BY count(*) DESC"
+            "GROUP BY category ORDER BY count(*) DESC, category"
         ).fetchall()
     categories = dict(rows)
     console.print("reconciliation: " + ", ".join(f"{c} {n}" for c, n in categories.items()))
@@ -227,28 +268,17 @@ def run_payments(dagster: DagsterRunner, url: str, days: list, seed: int, consol
 
 
 def run_maintenance(dagster: DagsterRunner, days: list, console: Console) -> dict:
-    """Maintenance features for every day, one training against the baseline, then a risk score
-    per connector for every day."""
+    """Maintenance features for every day, one training against the baseline (job
+    `maintenance_weekly`), then a risk score per connector for every day (jobs
+    `maintenance_features_daily` and `maintenance_scores_daily`: the halves of
+    `maintenance_daily`, so every day has its features before the training)."""
     from models import artifacts
-    from pipelines import maintenance
-    from pipelines.resources import ModelStoreResource
 
-    store = ModelStoreResource(directory=str((dagster.settings.data_dir / "models").resolve()))
-    dagster.run(
-        "features",
-        [(str(d), [maintenance.maintenance_features], d.isoformat()) for d in days],
-        model_store=store,
-    )
-    dagster.run(
-        "training",
-        [("maintenance_model", [maintenance.maintenance_model, *maintenance.CHECKS], None)],
-        model_store=store,
-    )
-    dagster.run(
-        "scores",
-        [(str(d), [maintenance.maintenance_scores], d.isoformat()) for d in days],
-        model_store=store,
-    )
+    daily = [(str(d), d.isoformat()) for d in days]
+    dagster.run("features", "maintenance_features_daily", daily)
+    dagster.run("training", "maintenance_weekly", [("maintenance_model", None)])
+    dagster.run("scores", "maintenance_scores_daily", daily)
+    store = dagster.resources()["model_store"]
     card = artifacts.load_card(store.path()) or {}
     metrics = card.get("metrics") or {}
     model, baseline = metrics.get("model") or {}, metrics.get("baseline") or {}

@@ -317,8 +317,22 @@ def maintenance_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return dg.RunRequest(run_key=f"maintenance-{day}", partition_key=day.isoformat())
 
 
+# the two halves of maintenance_daily apart: a backfill (the demo's) computes every day's features
+# before the first training, and scores every day after it
+maintenance_features_job = dg.define_asset_job(
+    "maintenance_features_daily", selection=dg.AssetSelection.assets(maintenance_features)
+)
+maintenance_scores_job = dg.define_asset_job(
+    "maintenance_scores_daily", selection=dg.AssetSelection.assets(maintenance_scores)
+)
+
 SCHEDULES = [maintenance_weekly, maintenance_daily]
-JOBS = [maintenance_weekly_job, maintenance_daily_job]
+JOBS = [
+    maintenance_weekly_job,
+    maintenance_daily_job,
+    maintenance_features_job,
+    maintenance_scores_job,
+]
 
 
 # -- the demo's stage and the CLI --------------------------------------------------------------

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chargeops.periods import quarter_start
 from chargeops.settings import Settings
-from pipelines.resources import DatabaseResource, ReportsResource
+from pipelines.resources import DatabaseResource, ModelStoreResource, ReportsResource
 
-Run = tuple[str, list, str | None]  # (label, assets and checks, partition key or None)
+Run = tuple[str, str | None]  # (label, partition key or None)
 
 
 def dagster_home(data_dir: Path) -> Path:
@@ -42,11 +42,15 @@ class DagsterRunner:
             logging.getLogger(name).setLevel(logging.WARNING)
         self.failed: list[str] = []  # runs, and checks of ERROR severity
         self.warnings: list[str] = []  # checks of WARN severity
+        self.runs = 0
 
     def resources(self, **extra) -> dict:
         return {
             "database": DatabaseResource(url=self.url),
             "reports": ReportsResource(directory=str(self.settings.reports_path.resolve())),
+            "model_store": ModelStoreResource(
+                directory=str((self.settings.data_dir / "models").resolve())
+            ),
             **extra,
         }
 
@@ -54,23 +58,35 @@ class DagsterRunner:
     def failures(self) -> int:
         return len(self.failed)
 
-    def run(self, what: str, runs: list[Run], **resources) -> None:
-        """Materialise each run in turn, recording what failed."""
+    def run(
+        self,
+        what: str,
+        job: str,
+        runs: list[Run],
+        **resources,
+    ) -> None:
+        """Execute the code location's `job` once per (label, partition key), in turn, recording
+        what failed. Runs carry the job's name, so each one in the UI traces back to the job
+        that made it."""
+        from pipelines.definitions import defs
+
+        job_def = defs.resolve_job_def(job)
         with dg.DagsterInstance.get() as instance, Progress(
             TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
             TimeElapsedColumn(), console=self.console,
         ) as progress:  # fmt: skip
             task = progress.add_task(what, total=len(runs), label="")
-            for label, selection, key in runs:
+            for label, key in runs:
                 progress.update(task, label=label)
-                result = dg.materialize(
-                    selection,
+                result = job_def.execute_in_process(
                     partition_key=key,
                     resources=self.resources(**resources),
                     instance=instance,
                     raise_on_error=False,
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                    run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                    tags={"chargeops/stage": what},
                 )
+                self.runs += 1
                 for evaluation in result.get_asset_check_evaluations():
                     if evaluation.passed:
                         continue
@@ -81,69 +97,53 @@ class DagsterRunner:
                     self.failed.append(f"{evaluation.check_name} ({label})")
                     self.console.print(f"[red]check {evaluation.check_name} failed for {label}")
                 if not result.success:
-                    self.failed.append(f"{what} run ({label})")
-                    self.console.print(f"[red]{what} run for {label} failed")
+                    self.failed.append(f"{job} run ({label})")
+                    for event in result.get_step_failure_events():
+                        error = event.event_specific_data.error
+                        message = error.message.strip().splitlines()[-1] if error else "failed"
+                        self.console.print(f"[red]{event.step_key} ({label}): {message[:300]}")
                 progress.advance(task)
 
     def analytics(self, days: list[date]) -> None:
-        """Every daily analytics asset (the `analytics_daily` job's) with its checks, per day."""
-        from pipelines import emissions_asset
-        from pipelines.automation import DAILY_ANALYTICS
-        from pipelines.checks import CHECKS
-
-        daily = [*DAILY_ANALYTICS, *CHECKS, *emissions_asset.CHECKS]
-        self.run("analytics", [(str(d), daily, d.isoformat()) for d in days])
+        """The `analytics_daily` job (every daily analytics asset with its checks), per day."""
+        self.run("analytics", "analytics_daily", [(str(d), d.isoformat()) for d in days])
 
     def reports(self, days: list[date]) -> dict:
         """EV-ChART files and the compliance report for each quarter the days touch, the UK
         reliability figures for each year."""
-        from pipelines import evchart_asset, report_assets
-
         quarters = sorted({quarter_start(d).isoformat() for d in days})
         years = sorted({f"{d.year}-01-01" for d in days})
-        quarterly = [
-            *evchart_asset.ASSETS, *evchart_asset.CHECKS,
-            report_assets.compliance_report, report_assets.compliance_files_in_manifest,
-        ]  # fmt: skip
-        yearly = [
-            report_assets.uk_reliability_report,
-            report_assets.uk_reliability_files_in_manifest,
-        ]
-        self.run(
-            "reports",
-            [(f"quarter {q}", quarterly, q) for q in quarters]
-            + [(f"year {y[:4]}", yearly, y) for y in years],
-        )
+        self.run("quarterly reports", "quarterly_reports", [(f"quarter {q}", q) for q in quarters])
+        self.run("UK reliability", "uk_reliability_yearly", [(f"year {y[:4]}", y) for y in years])
         folder = self.settings.reports_path
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.parent != folder)
         self.console.print(f"{len(files)} report files under {folder}")
         return {"files": len(files)}
 
-    def dashboards(self, days: list[date]) -> dict:
+    def dashboards(self, days: list[date], **resources) -> dict:
         """The operator dashboard for the last day and the last whole ISO week of `days` (the
         week of the last day when none is whole); mailed where SMTP is configured."""
         from datetime import timedelta
 
         from chargeops.periods import iso_week
-        from pipelines import dashboard_asset
         from pipelines.resources import DashboardResource, SmtpResource
 
         last = days[-1]
         week = iso_week(last)
         if week.end > last and week.start - timedelta(days=1) >= days[0]:
             week = iso_week(week.start - timedelta(days=1))
+        mail = {"smtp": SmtpResource(), "dashboard_recipients": DashboardResource(), **resources}
         self.run(
-            "dashboard",
-            [
-                (f"day {last}", [dashboard_asset.operator_dashboard_daily], last.isoformat()),
-                (
-                    f"week {week.label}",
-                    [dashboard_asset.operator_dashboard_weekly],
-                    week.start.isoformat(),
-                ),
-            ],  # fmt: skip
-            smtp=SmtpResource(),
-            dashboard_recipients=DashboardResource(),
+            "daily dashboard",
+            "operator_dashboard_daily_job",
+            [(f"day {last}", last.isoformat())],
+            **mail,
+        )
+        self.run(
+            "weekly dashboard",
+            "operator_dashboard_weekly_job",
+            [(f"week {week.label}", week.start.isoformat())],
+            **mail,
         )
         root = self.settings.reports_path
         folders = [root / p / "dashboard" for p in (last.isoformat(), week.label)]
