@@ -315,6 +315,9 @@ def cmd_payments_exceptions(args: argparse.Namespace) -> int:
     start, end = _date_range(args)
     rows = export_exceptions(resolve_database_url(_settings(args)), start, end, args.out)
     print(f"{rows} reconciliation exceptions {start}..{end} written to {args.out}")
+    note = Path(args.out).with_name(Path(args.out).stem + ".INCOMPLETE.txt")
+    if note.exists():
+        print(f"incomplete: some days were not reconciled, see {note}", file=sys.stderr)
     return 0
 
 

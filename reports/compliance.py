@@ -19,12 +19,15 @@ from pathlib import Path
 
 import jinja2
 import polars as pl
+import psycopg
 
 from chargeops import frames
+from chargeops.completeness import gaps, recorded_span
+from chargeops.completeness import lines as completeness_lines
 from chargeops.periods import parse_period
 from reports import emissions as em
 from reports import uk_reliability as ukr
-from reports.files import period_dir, write_manifest, write_text
+from reports.files import incomplete_note, period_dir, write_manifest, write_text
 
 NEVI_TARGET_PCT = 97.0
 TEMPLATES = Path(__file__).with_name("templates")
@@ -74,6 +77,13 @@ class ComplianceData:
     emissions: pl.DataFrame  # emissions_site_day rows of the period
     uk: ukr.UkReliability
     imported: pl.DataFrame  # charge points known only from imported history (source, count)
+    gaps: tuple = ()  # chargeops.completeness.Gap: SOURCES' days in the period that are not ok
+    data_span: tuple = (None, None)  # first and last day any daily asset recorded, in the period
+
+
+# the daily assets the report's figures come from (one source each: uptime and outages from
+# `uptime`, energy from `energy`, the session count from `sessions`, CO2 from `emissions`)
+SOURCES = ("uptime", "energy", "sessions", "emissions")
 
 
 def read(url: str, label: str, start: date, end: date) -> ComplianceData:
@@ -82,6 +92,12 @@ def read(url: str, label: str, start: date, end: date) -> ComplianceData:
     t1 = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
 
     uptime_cols = ", ".join(UPTIME)
+    found = tuple(gaps(url, start, end, SOURCES, clip_to_recorded=True))
+    with psycopg.connect(url) as pg:
+        lo, hi = recorded_span(pg)
+    span = (
+        (max(lo, start), min(hi, end)) if lo and hi and lo <= end and hi >= start else (None, None)
+    )
     with frames.connect(url) as conn:
 
         def q(sql: str, schema: dict) -> pl.DataFrame:
@@ -127,6 +143,8 @@ def read(url: str, label: str, start: date, end: date) -> ComplianceData:
                 "WHERE source IS NOT NULL GROUP BY source ORDER BY source",
                 {"source": pl.String, "charge_points": pl.Int64},
             ),
+            gaps=found,
+            data_span=span,
         )
 
 
@@ -284,6 +302,10 @@ def context(data: ComplianceData, factors: em.Factors, generated_at: datetime) -
         "exclusions": data.exclusions.to_dicts(),
         "method": method,
         "imported": data.imported.to_dicts(),
+        "incomplete": completeness_lines(list(data.gaps)),
+        "incomplete_assets": sorted({g.asset for g in data.gaps}),
+        "data_from": data.data_span[0],
+        "data_to": data.data_span[1],
     }
 
 
@@ -305,11 +327,15 @@ def run(url: str, reports_dir: Path, period: str, *, pdf: bool = True) -> tuple[
     paths = [write_text(folder / f"{stem}.html", html)]
     if pdf:
         paths.append(html_to_pdf(paths[0], folder / f"{stem}.pdf"))
+    if note := incomplete_note(paths[0], list(data.gaps), f"The compliance report {p.label}"):
+        paths.append(note)
     write_manifest(folder)
     return paths, ctx
 
 
 def cli(args: argparse.Namespace, settings) -> int:
+    import sys
+
     from chargeops.db import resolve_database_url
     from chargeops.settings import ConfigError
     from reports.browser import BrowserNotFound
@@ -324,6 +350,8 @@ def cli(args: argparse.Namespace, settings) -> int:
     except (BrowserNotFound, ukr.MissingDetail) as e:
         raise ConfigError(str(e)) from None
     n = ctx["network"]
+    for line in ctx["incomplete"]:
+        print(f"incomplete: {line}", file=sys.stderr)
     print(
         f"compliance {ctx['label']}: uptime {_pct(n['uptime_pct'])}, {n['sessions']} sessions, "
         f"{_num(n['energy_kwh'])} kWh, {_num(n['saved_kg'])} kg CO2 saved"

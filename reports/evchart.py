@@ -191,7 +191,13 @@ def module2(
         (pl.col("start_ts") >= _utc(qs)) & (pl.col("start_ts") < _utc(qe)) & (pl.col("connector_id") > 0)
     ).sort("start_ts", "charge_point_id", "transaction_id")  # fmt: skip
     by_port: dict[tuple, list[dict]] = {}
-    for r in s.filter(pl.col("end_ts").is_not_null()).iter_rows(named=True):
+    # a non-finite energy or power is quarantined upstream; rows stored before that are skipped
+    # here rather than failing every other port's file
+    usable = pl.all_horizontal(
+        pl.col(c).is_null() | pl.col(c).is_finite()
+        for c in ("energy_wh", "peak_power_w", "mean_power_w")
+    )
+    for r in s.filter(pl.col("end_ts").is_not_null() & usable).iter_rows(named=True):
         key = (r["charge_point_id"], r["evse_id"], r["connector_id"])
         peak = r["peak_power_w"] if r["peak_power_w"] is not None else r["mean_power_w"]
         method, other = payment(r.get("id_token_type"))
@@ -522,6 +528,7 @@ class Written:
     files: dict[int, Path] = field(default_factory=dict)
     rows: dict[int, int] = field(default_factory=dict)
     manifest: Path | None = None
+    incomplete: Path | None = None  # the companion note naming missing days, if any
 
 
 def write_quarter(
@@ -637,11 +644,24 @@ def build(inputs: Inputs, quarter_start: date, provider: str) -> Report:
     )
 
 
+SOURCES = ("sessions", "uptime")  # the daily assets the modules read
+
+
 def produce(url: str, reports_dir: Path, quarter: str) -> tuple[Report, Written]:
-    """Read, build, validate and write one quarter (label like `2026Q3`)."""
+    """Read, build, validate and write one quarter (label like `2026Q3`). The module files keep
+    EV-ChART's template; days whose sessions or uptime failed or never ran are named in a
+    companion note, `evchart_<quarter>.INCOMPLETE.txt`, listed in the manifest."""
+    from chargeops.completeness import gaps
+    from reports.files import incomplete_note
+
     start = date.fromisoformat(quarter_key(quarter))
     report = build(read_inputs(url, start), start, network_provider())
     written = write_quarter(report.frames, reports_dir, quarter, report.operational)
+    qs, qe = quarter_bounds(start)
+    found = gaps(url, qs, qe - timedelta(days=1), SOURCES, clip_to_recorded=True)
+    note = incomplete_note(written.folder / f"evchart_{quarter}.csv", found, f"EV-ChART {quarter}")
+    written.incomplete = note
+    written.manifest = write_manifest(written.folder)
     return report, written
 
 
@@ -666,6 +686,8 @@ def cli(args, settings) -> int:
     for number, path in sorted(written.files.items()):
         print(f"module {number}: {written.rows[number]:>6} rows  {path}")
     print(f"manifest: {written.manifest}")
+    if written.incomplete:
+        print(f"incomplete: {written.incomplete}", file=sys.stderr)
     if provider not in R.KNOWN_NETWORK_PROVIDERS:
         print(
             f"note: network_provider {provider!r} is not in EV-ChART's last published list; "

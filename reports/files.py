@@ -90,3 +90,16 @@ def verify_manifest(folder: Path, names: list[str]) -> list[str]:
         elif listed[name] != hashlib.sha256(path.read_bytes()).hexdigest():
             problems.append(f"{name}: SHA-256 differs from {MANIFEST}")
     return problems
+
+
+def incomplete_note(path: Path, found: list, what: str) -> Path | None:
+    """Beside `path`, the companion note `<name>.INCOMPLETE.txt` naming the missing days and
+    assets (`chargeops.completeness`) when `found` has any; an old note is removed when the file
+    is complete again. Returns the note's path, or None."""
+    from chargeops.completeness import NOTE_SUFFIX, note
+
+    target = Path(path).with_name(Path(path).stem + NOTE_SUFFIX)
+    if not found:
+        target.unlink(missing_ok=True)
+        return None
+    return write_text(target, note(found, what))

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import polars as pl
 
+from chargeops.completeness import gaps
 from chargeops.frames import read_table
-from reports.files import period_dir, write_manifest, write_text
+from reports.files import incomplete_note, period_dir, write_manifest, write_text
 
 UK_TARGET_PCT = 99.0
 UK_COUNTRIES = ("GB", "UK")
@@ -206,11 +207,19 @@ def write(report: UkReliability, folder: Path, year: int) -> list[Path]:
     return [csv, js]
 
 
+SOURCES = ("uptime",)  # the daily asset these figures come from (uk_reliability_daily)
+
+
 def run(url: str, reports_dir: Path, year: int) -> tuple[list[Path], UkReliability]:
-    """Build and write the year's report into `<reports_dir>/<year>/` with its manifest."""
-    report = read(url, date(year, 1, 1), date(year, 12, 31))
+    """Build and write the year's report into `<reports_dir>/<year>/` with its manifest, and a
+    companion note naming the days whose uptime failed or never ran."""
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    report = read(url, first, last)
     folder = period_dir(Path(reports_dir), str(year))
     paths = write(report, folder, year)
+    found = gaps(url, first, last, SOURCES, clip_to_recorded=True)
+    if note := incomplete_note(paths[0], found, paths[0].name):
+        paths.append(note)
     write_manifest(folder)
     return paths, report
 

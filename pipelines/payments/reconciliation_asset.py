@@ -15,6 +15,7 @@ import great_expectations as gx
 import polars as pl
 from pydantic import Field
 
+from chargeops.completeness import gaps
 from chargeops.frames import connect, read_frame, read_table
 from pipelines.assets import _preview
 from pipelines.checks import _asset_check
@@ -173,14 +174,19 @@ def reconciliation(
 
 
 def export_exceptions(url: str, start: date, end: date, path: str | Path) -> int:
-    """Write the exceptions of the days start..end (inclusive) as one CSV; return the rows."""
+    """Write the exceptions of the days start..end (inclusive) as one CSV; return the rows. Days
+    that were not reconciled (the asset failed, or its upstream did) are named in a companion
+    note beside it (`<name>.INCOMPLETE.txt`)."""
     lines = read_table(
         url,
         f"SELECT {', '.join(logic.LINES)} FROM analytics.reconciliation_lines "
         f"WHERE day BETWEEN '{start}' AND '{end}' AND category <> 'matched'",
         logic.LINES,
     )
-    return write_exceptions_csv(logic.exceptions(lines), Path(path))
+    rows = write_exceptions_csv(logic.exceptions(lines), Path(path))
+    found = gaps(url, start, end, ["reconciliation"], clip_to_recorded=True)
+    files.incomplete_note(Path(path), found, f"{Path(path).name} ({start}..{end})")
+    return rows
 
 
 def check_reconciliation_totals_balance(url: str, day: date) -> dg.AssetCheckResult:
