@@ -100,6 +100,8 @@ class DagsterRunner:
                     self.failed.append(f"{job} run ({label})")
                     for event in result.get_step_failure_events():
                         error = event.event_specific_data.error
+                        while error is not None and error.cause is not None:
+                            error = error.cause  # the user code's own exception
                         message = error.message.strip().splitlines()[-1] if error else "failed"
                         self.console.print(f"[red]{event.step_key} ({label}): {message[:300]}")
                 progress.advance(task)
