@@ -83,7 +83,8 @@ def synthetic(period: Period, n_sites: int, seed: int = SEED) -> dd.DashboardDat
     cols: dict[str, dict[str, list]] = {
         name: {c: [] for c in schema}
         for name, schema in (
-            ("energy", dd.ENERGY), ("utilisation", dd.UTILISATION), ("peak", dd.PEAK),
+            ("sessions", dd.SESSIONS), ("energy", dd.ENERGY), ("utilisation", dd.UTILISATION),
+            ("peak", dd.PEAK),
             ("uptime", dd.UPTIME), ("outages", dd.OUTAGES), ("expected", dd.EXPECTED),
             ("recon", dd.RECON), ("exceptions", dd.EXCEPTIONS), ("emissions", dd.EMISSIONS),
         )
@@ -103,7 +104,8 @@ def synthetic(period: Period, n_sites: int, seed: int = SEED) -> dd.DashboardDat
             kwh = sessions * rng.uniform(16.0, 34.0)
             connector_h = 24.0 * ports
             occupied_h = min(connector_h * 0.9, sessions * rng.uniform(1.0, 1.8))
-            add("energy", day=day, site_id=s, energy_kwh=kwh, sessions=sessions)
+            add("sessions", day=day, site_id=s, sessions=sessions)
+            add("energy", day=day, site_id=s, energy_kwh=kwh)
             add("utilisation", day=day, site_id=s, connector_hours=connector_h,
                 occupied_hours=occupied_h, charging_hours=occupied_h * rng.uniform(0.7, 0.9))  # fmt: skip
             for h in range(24):
@@ -177,6 +179,7 @@ def synthetic(period: Period, n_sites: int, seed: int = SEED) -> dd.DashboardDat
             )  # fmt: skip
             for _ in flagged
         ],
+        "faults_7d": [None] * len(flagged),
     }
     frames = {name: pl.DataFrame(c, schema=getattr(dd, name.upper())) for name, c in cols.items()}
     return dd.DashboardData(
@@ -184,6 +187,7 @@ def synthetic(period: Period, n_sites: int, seed: int = SEED) -> dd.DashboardDat
         prev=previous(period),
         first=first,
         sites=pl.DataFrame(sites, schema=dd.SITES),
+        sessions=frames["sessions"],
         utilisation=frames["utilisation"],
         energy=frames["energy"],
         peak=frames["peak"],

@@ -1,21 +1,32 @@
 """The operator dashboard as Dagster assets: `operator_dashboard_daily` (daily partitions, sent
 each morning for the day before) and `operator_dashboard_weekly` (ISO weeks, sent on Monday for
 the week before). Each writes every audience's files and, where SMTP is configured and the
-audience has recipients, mails it; a partition re-run mails only those who did not get it."""
+audience has recipients, mails it; a partition re-run mails only those who did not get it.
+
+The at-risk list follows the latest model card in `model_store` (the model's list only while it
+beats the fault-count baseline); days an upstream asset did not compute are named in the
+dashboards' banner and in the metadata (`incomplete`)."""
 
 from datetime import UTC, date
 
 import dagster as dg
 
 from chargeops.periods import day_period, iso_week
+from models import artifacts
 from pipelines.partitions import daily, weekly
-from pipelines.resources import DashboardResource, DatabaseResource, ReportsResource, SmtpResource
+from pipelines.resources import (
+    DashboardResource,
+    DatabaseResource,
+    ModelStoreResource,
+    ReportsResource,
+    SmtpResource,
+)
 from reports import dashboard
 
 GROUP = "dashboard"
 UPSTREAM = [
     "sessions", "energy", "utilisation", "peak_usage", "uptime", "expected_revenue",
-    "reconciliation", "emissions", "maintenance_scores",
+    "reconciliation", "emissions", "maintenance_features", "maintenance_scores",
 ]  # fmt: skip
 
 
@@ -32,16 +43,20 @@ def _materialize(
     reports: ReportsResource,
     smtp: SmtpResource,
     recipients: DashboardResource,
+    model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
     url = database.resolved_url()
     smtp_config = smtp.config()
     audiences = recipients.audiences(dashboard.site_names(url))
     results = dashboard.run(
         url, reports.path(), period, audiences,
-        smtp=smtp_config, send=config.send, resend=config.resend, log=context.log.info,
+        smtp=smtp_config, send=config.send, resend=config.resend,
+        model_card=artifacts.load_card(model_store.path()), log=context.log.info,
     )  # fmt: skip
     network = next((r for r in results if r.audience.scope == "operator"), results[0])
     h = network.headline
+    if network.incomplete:
+        context.log.warning("incomplete data: " + "; ".join(network.incomplete))
     return dg.MaterializeResult(
         metadata={
             "period": period.label,
@@ -57,9 +72,11 @@ def _materialize(
             "sent": sum(r.status == "sent" for r in results),
             "smtp": "not configured" if smtp_config is None else f"{smtp_config.host}",
             "preview": dg.MetadataValue.path(str(network.folder / "email.html")),
+            # None where the figure's asset computed none of the period's days, never 0
             "sessions": h.get("sessions"),
-            "energy_kwh": round(h.get("energy_kwh") or 0.0, 1),
+            "energy_kwh": None if h.get("energy_kwh") is None else round(h["energy_kwh"], 1),
             "uptime_pct": None if h.get("uptime_pct") is None else round(h["uptime_pct"], 3),
+            "incomplete": dg.MetadataValue.json(network.incomplete),
         }
     )
 
@@ -80,9 +97,12 @@ def operator_dashboard_daily(
     reports: ReportsResource,
     smtp: SmtpResource,
     dashboard_recipients: DashboardResource,
+    model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
     period = day_period(date.fromisoformat(context.partition_key))
-    return _materialize(context, period, config, database, reports, smtp, dashboard_recipients)
+    return _materialize(
+        context, period, config, database, reports, smtp, dashboard_recipients, model_store
+    )
 
 
 @dg.asset(
@@ -100,9 +120,12 @@ def operator_dashboard_weekly(
     reports: ReportsResource,
     smtp: SmtpResource,
     dashboard_recipients: DashboardResource,
+    model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
     period = iso_week(date.fromisoformat(context.partition_key))
-    return _materialize(context, period, config, database, reports, smtp, dashboard_recipients)
+    return _materialize(
+        context, period, config, database, reports, smtp, dashboard_recipients, model_store
+    )
 
 
 daily_job = dg.define_asset_job(

@@ -9,6 +9,10 @@ One template (`templates/dashboard.html.j2`, autoescaped) renders both forms:
 - the interactive page: the same content with live plotly charts and plotly.js inlined, so the
   attached file works offline.
 
+Incomplete data is said, not hidden: a day an asset did not record 'ok' puts a banner at the top
+of both forms (and `[incomplete] ` before the subject) naming the assets and days; the figures it
+feeds are marked incomplete and not compared, or shown as `–` when none of their days are there.
+
 Files, per audience, in `<reports>/<period>/dashboard/<audience>/`: `dashboard.eml` (the message
 exactly as sent), `email.html` (the body with the charts as files beside it, to look at in a
 browser), `charts/*.png` and `dashboard.html`; the period folder's manifest lists them.
@@ -89,22 +93,39 @@ class Dashboard:
         lines = [
             f"{c['title']}: {c['kind_label']} {c['period_label']} (compared with {c['prev_label']})",
             "",
-            f"Sessions: {h['sessions']['value']:,}",
-            f"Energy: {h['energy_kwh']['value']:,.1f} kWh",
-            f"Utilisation: {_pct(h['utilisation_pct']['value'])}",
-            f"Uptime: {_pct(h['uptime_pct']['value'])}",
-            f"Outages: {h['outages']['value']}",
-            f"CO2 saved: {h['saved_kg']['value']:,.1f} kg",
+        ]
+        if c["incomplete"]:
+            lines += [
+                f"INCOMPLETE DATA: {INCOMPLETE_NOTE}",
+                *[f"- {line}" for line in c["incomplete"]],
+                "",
+            ]
+        lines += [
+            f"Sessions: {_fig_text(h['sessions'], lambda v: f'{v:,}')}",
+            f"Energy: {_fig_text(h['energy_kwh'], lambda v: f'{v:,.1f} kWh')}",
+            f"Utilisation: {_fig_text(h['utilisation_pct'], _pct)}",
+            f"Uptime: {_fig_text(h['uptime_pct'], _pct)}",
+            f"Outages: {_fig_text(h['outages'], _num)}",
+            f"CO2 saved: {_fig_text(h['saved_kg'], lambda v: f'{v:,.1f} kg')}",
+            f"Payment exceptions: {_fig_text(h['exceptions'], _num)}",
         ]
         for r in c["revenue"]:
             lines.append(
-                f"Revenue {r['currency']}: expected {_money(r['expected_gross']['value'], r)}, "
-                f"captured {_money(r['captured']['value'], r)}, "
-                f"{r['exceptions']['value'] or 0} reconciliation exceptions"
+                f"Revenue {r['currency']}: "
+                f"expected {_fig_text(r['expected_gross'], lambda v, r=r: _money(v, r))}, "
+                f"captured {_fig_text(r['captured'], lambda v, r=r: _money(v, r))}, "
+                f"{_fig_text(r['exceptions'], _num)} reconciliation exceptions"
             )
+        ports = "–" if c["status"]["uptime"] == "missing" else str(len(c["ports_below"]))
+        risk = c["at_risk"]
+        what = (
+            "Connectors at risk of an outage in the next 7 days"
+            if risk["source"] == "model"
+            else f"Connectors with faults in the last 7 days (not the model's list: {risk['why']})"
+        )
         lines += [
-            f"Ports under {dd.NEVI_TARGET_PCT:g}% uptime: {len(c['ports_below'])}",
-            f"Connectors at risk of an outage in the next 7 days: {c['at_risk']['count']}",
+            f"Ports under {dd.NEVI_TARGET_PCT:g}% uptime: {ports}",
+            f"{what}: {risk['count']}",
             "",
             f"The attached {ATTACHMENT} has the interactive charts.",
         ]
@@ -141,8 +162,45 @@ def _money(minor: int | None, row: dict) -> str:
     return f"{minor / 10**exp:,.{exp}f} {row['currency']}"
 
 
+INCOMPLETE_NOTE = (
+    "the days below are missing from the figures (not computed, or failed). A figure marked "
+    "incomplete is from the other days and is not compared; – means none of its days are there."
+)
+INCOMPLETE_TAG = Markup(' <span class="incomplete">incomplete</span>')
+
+
+def _fig_text(fig: dict, fmt: Callable) -> str:
+    """A figure in plain text (and the subject): `–` without a value, marked when partial."""
+    if fig["value"] is None:
+        return "– (not computed)" if fig.get("status") == "missing" else "–"
+    return fmt(fig["value"]) + (" (incomplete)" if fig.get("status") == "partial" else "")
+
+
+def _value(fig: dict, text: str) -> Markup:
+    """A figure's formatted value in HTML: `–` without one, tagged when only some days count."""
+    if fig["value"] is None:
+        return Markup("–")
+    return Markup("{}").format(text) + (INCOMPLETE_TAG if fig.get("status") == "partial" else "")
+
+
+def _mark(status: str) -> Markup:
+    """Beside a column or section title: whether its asset lacks some or all of the period."""
+    if status == "partial":
+        return INCOMPLETE_TAG
+    if status == "missing":
+        return Markup(' <span class="incomplete">not computed</span>')
+    return Markup("")
+
+
 def _change(fig: dict) -> Markup:
-    """`▲ 12.3%` coloured by whether the change is good news; `–` without a previous value."""
+    """`▲ 12.3%` coloured by whether the change is good news; `–` without a previous value;
+    never a change where either period lacks days."""
+    if fig.get("status") == "missing":
+        return Markup('<span class="incomplete">not computed</span>')
+    if fig.get("status") == "partial":
+        return Markup('<span class="incomplete">not compared (incomplete)</span>')
+    if fig.get("prev_status", "complete") != "complete":
+        return Markup('<span class="flat">not compared (before incomplete)</span>')
     c, arrow = fig["change_pct"], {"up": "▲", "down": "▼", None: "■"}[fig["direction"]]
     if c is not None:
         return Markup('<span class="{}">{} {:.1f}%</span>').format(fig["tone"], arrow, abs(c))
@@ -157,6 +215,7 @@ def _env() -> jinja2.Environment:
     env = environment()
     env.filters.update(pct=_pct, num=_num, money=_money, change=_change)
     env.globals["category_name"] = lambda c: CATEGORY_NAMES.get(c, c)
+    env.globals.update(value=_value, mark=_mark)
     return env
 
 
@@ -181,6 +240,11 @@ def context(data: dd.DashboardData, audience: Audience, generated_at: datetime) 
     sites = dd.sites(data)
     revenue = dd.revenue(data)
     return {
+        "incomplete": dd.banner(data),
+        "incomplete_note": INCOMPLETE_NOTE,
+        "status": {a: dd.coverage(data, a, data.period) for a in dd.FIGURE_ASSETS},
+        "site_columns": dd.site_columns(data),
+        "period_end": data.period.end,
         "title": audience.title,
         "scope": audience.scope,
         "kind_label": KIND_LABELS.get(data.period.kind, "dashboard"),
@@ -202,12 +266,18 @@ def context(data: dd.DashboardData, audience: Audience, generated_at: datetime) 
     }
 
 
+INCOMPLETE_PREFIX = "[incomplete] "
+
+
 def subject(ctx: dict) -> str:
+    """The subject line; `[incomplete] ` first when any day is missing from the figures."""
     h = ctx["headline"]
     uptime = _pct(h["uptime_pct"]["value"])
     return (
+        f"{INCOMPLETE_PREFIX if ctx['incomplete'] else ''}"
         f"{ctx['title']} – {ctx['kind_label']} {ctx['period_label']}: "
-        f"{h['sessions']['value']:,} sessions, {h['energy_kwh']['value']:,.0f} kWh, uptime {uptime}"
+        f"{_num(h['sessions']['value'])} sessions, {_num(h['energy_kwh']['value'])} kWh, "
+        f"uptime {uptime}"
     )
 
 
@@ -269,6 +339,7 @@ class Result:
     accepted: list[str] = field(default_factory=list)
     message_id: str = ""
     headline: dict = field(default_factory=dict)
+    incomplete: list[str] = field(default_factory=list)  # the banner's lines; empty: complete
 
 
 def _delivered(url: str, period: str, key: str) -> bool:
@@ -324,15 +395,20 @@ def run(
     smtp: mail.SmtpConfig | None = None,
     send: bool = True,
     resend: bool = False,
+    model_card: dict | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[Result]:
     """Build, write and (with `smtp`, `send` and recipients) send each audience's dashboard.
+
+    `model_card` is the latest maintenance model's card (`models.artifacts.load_card`): the
+    at-risk list is the model's only when the card says it beats the baseline, else (and without
+    a card) the baseline rule's.
 
     A dashboard already sent for this period and audience is not sent again unless `resend`, so a
     re-run after a failure mails only those who did not get it. Files are always written."""
     p = period if isinstance(period, Period) else parse_period(period)
     plotly_js = plotly_js_mode()
-    data = dd.read(url, p)
+    data = dd.read(url, p, model_card)
     now = datetime.now(UTC)
     dashboards = [build(data, a, now) for a in audiences]
     for d in dashboards:
@@ -350,6 +426,7 @@ def run(
             d.audience, folder, files, d.subject, "written",
             message_id=str(msg["Message-ID"]),
             headline={k: v["value"] for k, v in d.context["headline"].items()},
+            incomplete=list(d.context["incomplete"]),
         )  # fmt: skip
         if send and smtp is not None:
             if not d.audience.to:
@@ -392,6 +469,7 @@ def last_period(weekly: bool, today: date) -> Period:
 def cli(args, settings) -> int:
     from chargeops.db import resolve_database_url
     from chargeops.settings import ConfigError
+    from models import artifacts
     from reports import recipients
     from reports.browser import BrowserNotFound
 
@@ -417,10 +495,11 @@ def cli(args, settings) -> int:
             )
         audiences = [a for a in audiences if a.key in args.audience]
     out = Path(args.out) if args.out else settings.reports_path
+    card = artifacts.load_card(settings.data_dir / "models")  # the model store's default folder
     try:
         results = run(
             url, out, period, audiences, smtp=smtp, send=not args.dry_run, resend=args.resend,
-            log=lambda m: print(f"  {m}"),
+            model_card=card, log=lambda m: print(f"  {m}"),
         )  # fmt: skip
     except (BrowserNotFound, mail.MailError) as e:
         raise ConfigError(str(e)) from None

@@ -2,6 +2,9 @@
 interactive page, and exported to PNG by kaleido (plotly's own exporter, driving the same headless
 Chromium as the PDF reports) for the email body, where no script runs.
 
+Days an asset did not compute are left blank (no bar, a break in the line), never drawn as 0,
+and the chart's title says so; the uptime bars start at 0 %, so their lengths compare.
+
 Site and charger names are passed through `html.escape`: plotly reads a small HTML subset in
 labels (`<b>`, `<a href>`), and with its entities decoded back a name like `<b>x</b>` shows as
 written instead of being interpreted.
@@ -67,6 +70,14 @@ def _empty(fig: go.Figure, message: str) -> go.Figure:
     return fig
 
 
+BLANK_DAYS = " – blank days: not computed"
+
+
+def _blank_days(series: pl.DataFrame, *columns: str) -> bool:
+    """Whether any day of `columns` is null: a day its asset did not compute."""
+    return any(series[c].null_count() for c in columns)
+
+
 def trend(series: pl.DataFrame) -> go.Figure:
     colours = [ACCENT if p else LIGHT for p in series["in_period"]]
     fig = go.Figure(
@@ -87,11 +98,20 @@ def trend(series: pl.DataFrame) -> go.Figure:
         yaxis2={"title": "sessions", "overlaying": "y", "side": "right", "rangemode": "tozero",
                 "showgrid": False, "tickmode": "auto", "tickformat": ",d"},
     )  # fmt: skip
-    return _layout(fig, "Energy (bars) and sessions (line) per day", legend=True)
+    title = "Energy (bars) and sessions (line) per day"
+    blank = _blank_days(series, "energy_kwh", "sessions")
+    return _layout(fig, title + (BLANK_DAYS if blank else ""), legend=True)
+
+
+def _status_note(rows: list[dict], key: str) -> str:
+    """A title's note when the rows' `key` figure lacks some days of the period."""
+    statuses = {r[key]["status"] for r in rows}
+    return " (incomplete: some days not computed)" if "partial" in statuses else ""
 
 
 def site_energy(rows: list[dict]) -> go.Figure:
-    top = sorted(rows, key=lambda r: -(r["energy"]["value"] or 0.0))[:MAX_BARS][::-1]
+    measured = [r for r in rows if r["energy"]["value"] is not None]
+    top = sorted(measured, key=lambda r: -r["energy"]["value"])[:MAX_BARS][::-1]
     names = [label(r["name"]) for r in top]
     fig = go.Figure(
         [
@@ -109,13 +129,17 @@ def site_energy(rows: list[dict]) -> go.Figure:
     )  # fmt: skip
     fig.update_layout(barmode="group", xaxis={"title": "kWh"})
     title = "Energy per site" + (
-        f" (top {len(top)} of {len(rows)})" if len(rows) > len(top) else ""
+        f" (top {len(top)} of {len(measured)})" if len(measured) > len(top) else ""
     )
+    title += _status_note(rows, "energy")
     fig = _layout(fig, title, height=max(HEIGHT, 60 + 34 * len(top)), legend=True)
+    if rows and not measured:
+        return _empty(fig, "energy not computed for this period")
     return _empty(fig, "no sites with data") if not top else fig
 
 
-def utilisation_heatmap(cells: pl.DataFrame, days: int) -> go.Figure:
+def utilisation_heatmap(cells: pl.DataFrame, days: int, missing: int = 0) -> go.Figure:
+    """`missing`: the days of the window peak usage was not computed for (left out)."""
     values = cells.sort("local_weekday", "local_hour")["occupancy_pct"].to_list()
     z = [values[24 * d : 24 * (d + 1)] for d in range(7)]  # one row per weekday, Monday first
     fig = go.Figure(
@@ -127,7 +151,12 @@ def utilisation_heatmap(cells: pl.DataFrame, days: int) -> go.Figure:
     )  # fmt: skip
     fig.update_xaxes(title="hour of day (site local time)", dtick=2)
     fig.update_yaxes(autorange="reversed", gridcolor="white")
-    fig = _layout(fig, f"Utilisation by hour and weekday, last {days} days", height=300)
+    title = f"Utilisation by hour and weekday, last {days} days"
+    if missing:
+        title += f" ({missing} of them not computed, left out)"
+    fig = _layout(fig, title, height=300)
+    if missing >= days:
+        return _empty(fig, "peak usage not computed for these days")
     if cells["occupancy_pct"].is_null().all():
         return _empty(fig, "no utilisation measured yet")
     return fig
@@ -141,6 +170,8 @@ def site_uptime(rows: list[dict], target: float) -> go.Figure:
         go.Bar(
             x=[label(r["name"]) for r in shown], y=values,
             marker_color=[BAD if v < target else GOOD for v in values],
+            text=[f"{v:.1f}%" for v in values], textposition="inside", insidetextanchor="end",
+            textangle=0, textfont={"color": "white", "size": 11},
             hovertemplate="%{x}: %{y:.2f}%<extra></extra>",
         )
     )  # fmt: skip
@@ -148,10 +179,12 @@ def site_uptime(rows: list[dict], target: float) -> go.Figure:
         y=target, line={"color": INK, "dash": "dash", "width": 1},
         annotation_text=f"{target:g}% target", annotation_position="top left",
     )  # fmt: skip
-    low = min([*values, target]) if values else target
-    fig.update_yaxes(range=[max(0.0, low - 2), 100.5], title="uptime %")
+    # from 0: a cut axis makes 96 % look like half of 100 %; the labels carry the small gaps
+    fig.update_yaxes(range=[0, 100.5], title="uptime % (axis from 0)")
     more = f", {len(shown)} of {len(measured)}" if len(measured) > len(shown) else ""
-    fig = _layout(fig, f"Uptime per site (lowest first{more})")
+    fig = _layout(fig, f"Uptime per site (lowest first{more})" + _status_note(rows, "uptime"))
+    if rows and all(r["uptime"]["status"] == "missing" for r in rows):
+        return _empty(fig, "uptime not computed for this period")
     return _empty(fig, "no uptime measured in this period") if not shown else fig
 
 
@@ -169,7 +202,9 @@ def revenue(series: pl.DataFrame, currency: str) -> go.Figure:
         ]
     )  # fmt: skip
     fig.update_layout(barmode="group", yaxis={"title": currency, "rangemode": "tozero"})
-    return _layout(fig, f"Revenue per day ({currency})", height=230, legend=True)
+    blank = _blank_days(series, "expected", "captured")
+    title = f"Revenue per day ({currency})" + (BLANK_DAYS if blank else "")
+    return _layout(fig, title, height=230, legend=True)
 
 
 def emissions(series: pl.DataFrame) -> go.Figure:
@@ -181,7 +216,10 @@ def emissions(series: pl.DataFrame) -> go.Figure:
         )
     )  # fmt: skip
     fig.update_yaxes(title="kg CO2", rangemode="tozero")
-    return _layout(fig, "CO2 saved per day (tailpipe displaced − grid)")
+    blank = _blank_days(series, "saved_kg")
+    return _layout(
+        fig, "CO2 saved per day (tailpipe displaced − grid)" + (BLANK_DAYS if blank else "")
+    )
 
 
 def build(data: dd.DashboardData, sites: list[dict], currencies: list[str]) -> dict[str, go.Figure]:
@@ -190,7 +228,11 @@ def build(data: dd.DashboardData, sites: list[dict], currencies: list[str]) -> d
     figs = {
         "trend": trend(series),
         "sites": site_energy(sites),
-        "heatmap": utilisation_heatmap(dd.heatmap(data), dd.heatmap_days(data.period)),
+        "heatmap": utilisation_heatmap(
+            dd.heatmap(data),
+            dd.heatmap_days(data.period),
+            len(dd.heatmap_missing(data)),
+        ),
         "uptime": site_uptime(sites, dd.NEVI_TARGET_PCT),
         "emissions": emissions(series),
     }

@@ -5,6 +5,13 @@ chargers and configuration, so they never reach SQL text), then summarised by pu
 Windows: the headline figures compare the period with the one before (`chargeops.periods.previous`);
 the trend charts show at least the last 14 days and the hour-by-weekday heatmap the last 28, so a
 daily dashboard still shows a shape.
+
+Completeness: each figure comes from the asset that owns it (`SOURCE`), and the days that asset
+did not record 'ok' (`chargeops.completeness`) make it partial (a value from the other days, no
+change) or missing (no value at all): never a 0 that reads as "nothing happened".
+
+At risk: the model's list only while its card says it beats the fault-count baseline on held-out
+data; otherwise the baseline rule itself (connectors with faults in the last 7 days), saying why.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from chargeops import frames
+from chargeops import completeness, frames
+from chargeops.completeness import Gap
 from chargeops.periods import Period, previous
 from reports.compliance import NEVI_TARGET_PCT, sum_minutes, uptime_pct
 
@@ -24,8 +32,21 @@ HEATMAP_DAYS = 28
 LIST_ROWS = 10  # outages, at-risk connectors and exceptions listed one by one; totals cover all
 PORT = ["charge_point_id", "evse_id", "connector_id"]
 
+# the asset that owns each figure: its days not recorded 'ok' make the figure partial or missing
+SOURCE = {
+    "sessions": "sessions", "energy_kwh": "energy", "utilisation_pct": "utilisation",
+    "uptime_pct": "uptime", "outages": "uptime", "outage_hours": "uptime", "saved_kg": "emissions",
+    "exceptions": "reconciliation", "expected_gross": "expected_revenue",
+    "captured": "reconciliation", "refunded": "reconciliation", "fees": "reconciliation",
+    "net": "reconciliation", "heatmap": "peak_usage",
+}  # fmt: skip
+FIGURE_ASSETS = tuple(dict.fromkeys(SOURCE.values()))
+MODEL_ASSET, BASELINE_ASSET = "maintenance_scores", "maintenance_features"
+BASELINE_RULE = "the baseline rule: faults in the last 7 days"
+
 SITES = {"site_id": pl.String, "name": pl.String, "timezone": pl.String}
-ENERGY = {"day": pl.Date, "site_id": pl.String, "energy_kwh": pl.Float64, "sessions": pl.Int64}
+SESSIONS = {"day": pl.Date, "site_id": pl.String, "sessions": pl.Int64}
+ENERGY = {"day": pl.Date, "site_id": pl.String, "energy_kwh": pl.Float64}
 UTILISATION = {
     "day": pl.Date, "site_id": pl.String, "connector_hours": pl.Float64,
     "occupied_hours": pl.Float64, "charging_hours": pl.Float64,
@@ -61,7 +82,7 @@ EMISSIONS = {"day": pl.Date, "site_id": pl.String, "net_saving_g": pl.Float64}
 AT_RISK = {
     "day": pl.Date, "rank": pl.Int32, "charge_point_id": pl.String, "evse_id": pl.Int32,
     "connector_id": pl.Int32, "site_id": pl.String, "model": pl.String, "risk": pl.Float64,
-    "score_source": pl.String, "top_features": pl.String,
+    "score_source": pl.String, "top_features": pl.String, "faults_7d": pl.Float64,
 }  # fmt: skip
 
 
@@ -71,6 +92,7 @@ class DashboardData:
     prev: Period
     first: date  # the earliest day read: the previous period, the trend or the heatmap window
     sites: pl.DataFrame
+    sessions: pl.DataFrame  # analytics.sessions counted per day and site
     energy: pl.DataFrame
     utilisation: pl.DataFrame
     peak: pl.DataFrame
@@ -80,11 +102,14 @@ class DashboardData:
     recon: pl.DataFrame
     exceptions: pl.DataFrame  # reconciliation lines other than matched, in the period
     emissions: pl.DataFrame
-    at_risk: pl.DataFrame  # the latest scores on or before the period's end, at-risk rows
+    at_risk: pl.DataFrame  # as of the latest day on or before the period's end, riskiest first
+    at_risk_source: str = "model"  # "model": the model's at-risk rows; "baseline": faults in 7 days
+    at_risk_note: str = ""  # why that list (the model card's verdict against the baseline)
+    gaps: tuple[Gap, ...] = ()  # asset days of the window not recorded 'ok' (network-wide)
 
 
 SITE_FRAMES = (
-    "sites", "energy", "utilisation", "peak", "uptime", "outages", "expected", "recon",
+    "sites", "sessions", "energy", "utilisation", "peak", "uptime", "outages", "expected", "recon",
     "exceptions", "emissions", "at_risk",
 )  # fmt: skip
 
@@ -94,11 +119,44 @@ def window_start(period: Period) -> date:
     return min(prev.start, period.end - timedelta(days=max(TREND_DAYS, HEATMAP_DAYS) - 1))
 
 
-def read(url: str, period: Period) -> DashboardData:
-    """Every figure the dashboards of `period` need, for all sites, over one connection."""
+def model_verdict(card: dict | None) -> tuple[str, str]:
+    """Which at-risk list the dashboard may show, and why: the model's only when its card says it
+    beats the fault-count baseline on held-out data (`models.artifacts` cards)."""
+    if card is None:
+        return (
+            "baseline",
+            f"no maintenance model has been trained yet, so this list is {BASELINE_RULE}",
+        )
+    metrics = card.get("metrics") or {}
+    model = (metrics.get("model") or {}).get("pr_auc")
+    base = (metrics.get("baseline") or {}).get("pr_auc")
+    scores = (
+        f" (PR-AUC {model:.3f} vs {base:.3f})" if model is not None and base is not None else ""
+    )
+    if card.get("beats_baseline") is True:
+        return "model", f"the model beats the fault-count baseline on held-out data{scores}"
+    if card.get("beats_baseline") is False:
+        return "baseline", (
+            f"the model does not beat the fault-count baseline on held-out data{scores}, "
+            f"so this list is {BASELINE_RULE}"
+        )
+    return "baseline", (
+        "the model could not be evaluated against the fault-count baseline on held-out data, "
+        f"so this list is {BASELINE_RULE}"
+    )
+
+
+def read(url: str, period: Period, model_card: dict | None = None) -> DashboardData:
+    """Every figure the dashboards of `period` need, for all sites, over one connection; the
+    asset days of the window that are not there; the at-risk list `model_card` allows."""
     first, end = window_start(period), period.end
     window = f"day BETWEEN '{first}' AND '{end}'"
     in_period = f"day BETWEEN '{period.start}' AND '{end}'"
+    source, note = model_verdict(model_card)
+    at_risk_asset = MODEL_ASSET if source == "model" else BASELINE_ASSET
+    found = completeness.gaps(url, first, end, [*FIGURE_ASSETS, at_risk_asset])
+    # the at-risk list is as of the period's end: only that day of its asset matters
+    found = [g for g in found if g.asset != at_risk_asset or g.day == end]
     with frames.connect(url) as conn:
 
         def q(sql: str, schema: dict) -> pl.DataFrame:
@@ -107,11 +165,37 @@ def read(url: str, period: Period) -> DashboardData:
         def cols(schema: dict) -> str:
             return ", ".join(schema)
 
+        if source == "model":
+            # the same rows as the view analytics.maintenance_at_risk, as of the period's end
+            at_risk_sql = (
+                "SELECT s.day, s.rank, s.charge_point_id, s.evse_id, s.connector_id, cp.site_id, "
+                "s.model, s.risk, s.score_source, s.top_features::text AS top_features, "
+                "NULL::float8 AS faults_7d FROM analytics.maintenance_scores s "
+                "LEFT JOIN charge_point cp USING (charge_point_id) WHERE s.at_risk AND s.day = "
+                f"(SELECT max(day) FROM analytics.maintenance_scores WHERE day <= '{end}') "
+                "ORDER BY s.rank"
+            )
+        else:  # the baseline rule: faults in the last 7 days, most first
+            at_risk_sql = (
+                "SELECT f.day, (row_number() OVER (ORDER BY f.faults_7d DESC, f.charge_point_id, "
+                "f.evse_id, f.connector_id))::int AS rank, f.charge_point_id, f.evse_id, "
+                "f.connector_id, cp.site_id, f.model, NULL::float8 AS risk, "
+                "'baseline' AS score_source, NULL::text AS top_features, f.faults_7d "
+                "FROM analytics.maintenance_features f "
+                "LEFT JOIN charge_point cp USING (charge_point_id) WHERE f.faults_7d > 0 AND f.day = "
+                f"(SELECT max(day) FROM analytics.maintenance_features WHERE day <= '{end}') "
+                "ORDER BY rank"
+            )
         return DashboardData(
             period=period,
             prev=previous(period),
             first=first,
             sites=q("SELECT site_id, name, timezone FROM site ORDER BY site_id", SITES),
+            sessions=q(
+                "SELECT day, site_id, count(*)::bigint AS sessions FROM analytics.sessions "
+                f"WHERE {window} GROUP BY 1, 2",
+                SESSIONS,
+            ),
             energy=q(
                 f"SELECT {cols(ENERGY)} FROM analytics.energy_site_day WHERE {window}", ENERGY
             ),
@@ -147,16 +231,10 @@ def read(url: str, period: Period) -> DashboardData:
                 f"SELECT {cols(EMISSIONS)} FROM analytics.emissions_site_day WHERE {window}",
                 EMISSIONS,
             ),
-            # the same rows as the view analytics.maintenance_at_risk, as of the period's end
-            at_risk=q(
-                "SELECT s.day, s.rank, s.charge_point_id, s.evse_id, s.connector_id, cp.site_id, "
-                "s.model, s.risk, s.score_source, s.top_features::text AS top_features "
-                "FROM analytics.maintenance_scores s "
-                "LEFT JOIN charge_point cp USING (charge_point_id) WHERE s.at_risk AND s.day = "
-                f"(SELECT max(day) FROM analytics.maintenance_scores WHERE day <= '{end}') "
-                "ORDER BY s.rank",
-                AT_RISK,
-            ),
+            at_risk=q(at_risk_sql, AT_RISK),
+            at_risk_source=source,
+            at_risk_note=note,
+            gaps=tuple(found),
         )
 
 
@@ -177,6 +255,28 @@ def _between(df: pl.DataFrame, p: Period) -> pl.DataFrame:
     return df.filter(pl.col("day").is_between(p.start, p.end))
 
 
+def missing(data: DashboardData, asset: str, first: date, last: date) -> list[date]:
+    """The days `first..last` that `asset` did not record 'ok'."""
+    return sorted({g.day for g in data.gaps if g.asset == asset and first <= g.day <= last})
+
+
+def coverage(data: DashboardData, asset: str, p: Period) -> str:
+    """`complete`; `partial` when `asset` lacks some days of `p`; `missing` when it lacks all."""
+    n = len(missing(data, asset, p.start, p.end))
+    return "complete" if n == 0 else ("missing" if n >= p.days else "partial")
+
+
+def incomplete(data: DashboardData) -> list[Gap]:
+    """The gaps the figures stand on: the period, the one it is compared with, and the at-risk
+    list's day (the trend and heatmap windows beyond them are marked on their charts)."""
+    return [g for g in data.gaps if data.prev.start <= g.day <= data.period.end]
+
+
+def banner(data: DashboardData) -> list[str]:
+    """One line per asset with days missing from the figures (empty: the data is complete)."""
+    return completeness.lines(incomplete(data))
+
+
 def occupied_pct() -> pl.Expr:
     """Utilisation: the share of connector time occupied by a vehicle, from summed hours (never
     an average of percentages); null where no connector time was counted."""
@@ -184,18 +284,30 @@ def occupied_pct() -> pl.Expr:
     return pl.when(hours > 0).then(100.0 * pl.col("occupied_hours") / hours)
 
 
-def figure(current: float | None, before: float | None, *, good: str = "up") -> dict:
-    """A headline figure with its change: `good` says which way is good news (colours only)."""
+def figure(
+    current: float | None,
+    before: float | None,
+    *,
+    good: str = "up",
+    status: str = "complete",
+    prev_status: str = "complete",
+) -> dict:
+    """A headline figure with its change: `good` says which way is good news (colours only).
+    `status` and `prev_status` are each period's `coverage`: a missing period has no value (not
+    0), and only two complete periods are compared (a partial sum would read as a fall)."""
+    current = None if status == "missing" else current
+    before = None if prev_status == "missing" else before
     change, direction = None, None
-    if current is not None and before:
-        change = 100.0 * (current - before) / abs(before)
-        direction = None if abs(change) < 0.05 else ("up" if change > 0 else "down")
-    elif current and before == 0:  # from nothing: no percentage, but a direction
-        direction = "up" if current > 0 else "down"
+    if status == prev_status == "complete":
+        if current is not None and before:
+            change = 100.0 * (current - before) / abs(before)
+            direction = None if abs(change) < 0.05 else ("up" if change > 0 else "down")
+        elif current and before == 0:  # from nothing: no percentage, but a direction
+            direction = "up" if current > 0 else "down"
     tone = "flat" if direction is None else ("good" if direction == good else "bad")
     return {
         "value": current, "previous": before, "change_pct": change, "direction": direction,
-        "tone": tone,
+        "tone": tone, "status": status, "prev_status": prev_status,
     }  # fmt: skip
 
 
@@ -206,27 +318,34 @@ def _totals(data: DashboardData, p: Period) -> dict:
         pl.col("minutes_in_period", "outage_minutes", "excluded_minutes").sum().cast(pl.Float64)
     )
     uptime = up.with_columns(uptime_pct=uptime_pct())["uptime_pct"][0] if up.height else None
-    outages = _between(data.outages, p)
+    counted = _between(data.outages, p).filter(~pl.col("excluded").fill_null(False))
     return {
-        "sessions": int(energy["sessions"].sum() or 0),
+        "sessions": int(_between(data.sessions, p)["sessions"].sum() or 0),
         "energy_kwh": float(energy["energy_kwh"].sum() or 0.0),
         "utilisation_pct": util.select(pl.col("occupied_hours", "connector_hours").sum())
         .select(occupied_pct())
         .item(),
         "uptime_pct": uptime,
-        "outages": outages.filter(~pl.col("excluded").fill_null(False)).height,
-        "outage_hours": float(outages["duration_min"].sum() or 0.0) / 60,
+        "outages": counted.height,
+        "outage_hours": float(counted["duration_min"].sum() or 0.0) / 60,
         "saved_kg": float(_between(data.emissions, p)["net_saving_g"].sum() or 0.0) / 1000,
+        # every currency: the same lines as the site rows and the exceptions list
+        "exceptions": int(_between(data.recon, p)["exceptions"].sum() or 0),
     }
+
+
+def _figure(data: DashboardData, key: str, now: object, before: object, good: str) -> dict:
+    asset = SOURCE[key]
+    return figure(
+        now, before, good=good,
+        status=coverage(data, asset, data.period), prev_status=coverage(data, asset, data.prev),
+    )  # fmt: skip
 
 
 def headline(data: DashboardData) -> dict:
     now, before = _totals(data, data.period), _totals(data, data.prev)
-    bad_up = {"outages", "outage_hours"}
-    return {
-        k: figure(now[k], before[k], good="down" if k in bad_up else "up")
-        for k in now  # fmt: skip
-    }
+    bad_up = {"outages", "outage_hours", "exceptions"}
+    return {k: _figure(data, k, now[k], before[k], "down" if k in bad_up else "up") for k in now}
 
 
 def revenue(data: DashboardData) -> list[dict]:
@@ -258,7 +377,7 @@ def revenue(data: DashboardData) -> list[dict]:
                 "currency": cur,
                 "exponent": exponent,
                 **{
-                    k: figure(a.get(k), b.get(k), good="down" if k == "exceptions" else "up")
+                    k: _figure(data, k, a.get(k), b.get(k), "down" if k == "exceptions" else "up")
                     for k in ("expected_gross", "captured", "refunded", "fees", "net", "exceptions")
                 },
             }
@@ -267,11 +386,8 @@ def revenue(data: DashboardData) -> list[dict]:
 
 
 def _site_totals(data: DashboardData, p: Period) -> pl.DataFrame:
-    energy = (
-        _between(data.energy, p)
-        .group_by("site_id")
-        .agg(pl.col("energy_kwh").sum(), pl.col("sessions").sum())
-    )
+    sessions = _between(data.sessions, p).group_by("site_id").agg(pl.col("sessions").sum())
+    energy = _between(data.energy, p).group_by("site_id").agg(pl.col("energy_kwh").sum())
     util = (
         _between(data.utilisation, p)
         .group_by("site_id")
@@ -297,27 +413,56 @@ def _site_totals(data: DashboardData, p: Period) -> pl.DataFrame:
         _between(data.recon, p).group_by("site_id").agg(pl.col("exceptions").sum().cast(pl.Int64))
     )
     out = data.sites.select("site_id", "name")
-    for df in (energy, util, up, outages, saved, exceptions):
+    for df in (sessions, energy, util, up, outages, saved, exceptions):
         out = out.join(df, on="site_id", how="left")
     return out
 
 
+SITE_FIGURES = (
+    "sessions", "energy_kwh", "utilisation_pct", "uptime_pct", "outages", "saved_kg", "exceptions",
+)  # fmt: skip
+
+
+def site_columns(data: DashboardData) -> dict[str, str]:
+    """The `coverage` of each column of the per-site table in the period."""
+    return {k: coverage(data, SOURCE[k], data.period) for k in SITE_FIGURES}
+
+
 def sites(data: DashboardData) -> list[dict]:
-    """One row per site with this period's figures and the change against the previous one."""
+    """One row per site with this period's figures and the change against the previous one;
+    a column whose asset is missing for the whole period is None, not 0."""
+    now = site_columns(data)
+    prev = {k: coverage(data, SOURCE[k], data.prev) for k in SITE_FIGURES}
     before = _site_totals(data, data.prev).select(
         "site_id", prev_energy_kwh="energy_kwh", prev_uptime_pct="uptime_pct"
     )
     rows = []
     for row in _site_totals(data, data.period).join(before, on="site_id", how="left").to_dicts():
+
+        def value(k: str, zero: float | None, row: dict = row) -> float | None:
+            return None if now[k] == "missing" else (zero if row[k] is None else row[k])
+
         rows.append(
             {
                 **row,
                 "name": row["name"] or row["site_id"],
-                "sessions": row["sessions"] or 0,
-                "energy": figure(row["energy_kwh"] or 0.0, row["prev_energy_kwh"]),
-                "uptime": figure(row["uptime_pct"], row["prev_uptime_pct"]),
-                "outages": row["outages"] or 0,
-                "exceptions": row["exceptions"] or 0,
+                "sessions": value("sessions", 0),
+                "energy": figure(
+                    value("energy_kwh", 0.0),
+                    row["prev_energy_kwh"],
+                    status=now["energy_kwh"],
+                    prev_status=prev["energy_kwh"],
+                ),
+                "uptime": figure(
+                    row["uptime_pct"],
+                    row["prev_uptime_pct"],
+                    status=now["uptime_pct"],
+                    prev_status=prev["uptime_pct"],
+                ),
+                "utilisation_pct": value("utilisation_pct", None),
+                "outages": value("outages", 0),
+                "saved_kg": value("saved_kg", None),
+                "exceptions": value("exceptions", 0),
                 "below_target": row["uptime_pct"] is not None
                 and row["uptime_pct"] < NEVI_TARGET_PCT,
             }
@@ -340,24 +485,48 @@ def ports_below_target(data: DashboardData) -> list[dict]:
     )
 
 
+EXCLUDED_ROWS = 5  # excluded outages listed apart: they do not count against uptime
+
+
 def outages(data: DashboardData) -> dict:
+    """The period's outage pieces: the counted ones (uptime subtracts them) ranked by minutes,
+    the excluded ones (it does not) apart, so a long excluded piece never tops the ranking."""
     o = _between(data.outages, data.period).join(_names(data), on="site_id", how="left")
+    excluded = pl.col("excluded").fill_null(False)
+    counted, apart = o.filter(~excluded), o.filter(excluded)
+
+    def longest(df: pl.DataFrame, n: int) -> list[dict]:
+        return df.sort("duration_min", "start_ts", descending=[True, False]).head(n).to_dicts()
+
     return {
-        "count": o.height,
-        "excluded": int(o["excluded"].fill_null(False).sum()),
-        "hours": float(o["duration_min"].sum() or 0.0) / 60,
-        "longest": o.sort("duration_min", descending=True).head(LIST_ROWS).to_dicts(),
+        "count": counted.height,
+        "hours": float(counted["duration_min"].sum() or 0.0) / 60,
+        "excluded": apart.height,
+        "excluded_hours": float(apart["duration_min"].sum() or 0.0) / 60,
+        "longest": longest(counted, LIST_ROWS),
+        "excluded_rows": longest(apart, EXCLUDED_ROWS),
     }
 
 
 def at_risk(data: DashboardData) -> dict:
+    """The at-risk list (the model's, or the baseline rule's: see `model_verdict`), as of the
+    latest day on or before the period's end; `missing` when that day's asset is not there."""
     rows = data.at_risk.join(_names(data), on="site_id", how="left").sort("rank")
     listed = []
     for r in rows.head(LIST_ROWS).to_dicts():
         feats = json.loads(r["top_features"]) if r["top_features"] else []
         listed.append({**r, "signals": [f["feature"] for f in feats if "feature" in f][:3]})
-    day = rows["day"][0] if rows.height else None
-    return {"day": day, "count": rows.height, "rows": listed}
+    asset = MODEL_ASSET if data.at_risk_source == "model" else BASELINE_ASSET
+    end = data.period.end
+    return {
+        "day": rows["day"][0] if rows.height else None,
+        "count": rows.height,
+        "rows": listed,
+        "source": data.at_risk_source,
+        "why": data.at_risk_note,
+        "asset": asset,
+        "missing": bool(missing(data, asset, end, end)),
+    }
 
 
 def exceptions(data: DashboardData) -> dict:
@@ -377,33 +546,42 @@ def exceptions(data: DashboardData) -> dict:
     }
 
 
+def _blank(data: DashboardData, column: str, asset: str, zero: float, first: date) -> pl.Expr:
+    """`column` with zeros on days without rows, and null (no bar, a break in the line) on days
+    `asset` did not compute: nothing measured is not the same as nothing happened."""
+    gone = missing(data, asset, first, data.period.end)
+    return (
+        pl.when(pl.col("day").is_in(gone)).then(None).otherwise(pl.col(column).fill_null(zero))
+    ).alias(column)
+
+
+def trend_first(period: Period) -> date:
+    return period.end - timedelta(days=trend_days(period) - 1)
+
+
 def daily_series(data: DashboardData) -> pl.DataFrame:
-    """Per day of the trend window: sessions, kWh and kg CO2 saved (zeros on days without rows),
-    and whether the day is in the period."""
-    days = pl.DataFrame(
-        {
-            "day": pl.date_range(
-                data.period.end - timedelta(days=trend_days(data.period) - 1),
-                data.period.end,
-                eager=True,
-            )
-        }  # fmt: skip
-    )
-    energy = data.energy.group_by("day").agg(pl.col("sessions", "energy_kwh").sum())
+    """Per day of the trend window: sessions, kWh and kg CO2 saved (zeros on days without rows,
+    null on days their asset did not compute), and whether the day is in the period."""
+    first = trend_first(data.period)
+    days = pl.DataFrame({"day": pl.date_range(first, data.period.end, eager=True)})
+    sessions = data.sessions.group_by("day").agg(pl.col("sessions").sum())
+    energy = data.energy.group_by("day").agg(pl.col("energy_kwh").sum())
     saved = data.emissions.group_by("day").agg(saved_kg=pl.col("net_saving_g").sum() / 1000)
     out = days
-    for df in (energy, saved):
+    for df in (sessions, energy, saved):
         out = out.join(df, on="day", how="left")
     return out.with_columns(
-        pl.col("sessions").fill_null(0),
-        pl.col("energy_kwh").fill_null(0.0),
-        pl.col("saved_kg").fill_null(0.0),
+        _blank(data, "sessions", "sessions", 0, first),
+        _blank(data, "energy_kwh", "energy", 0.0, first),
+        _blank(data, "saved_kg", "emissions", 0.0, first),
         in_period=pl.col("day").is_between(data.period.start, data.period.end),
     ).sort("day")
 
 
 def revenue_series(data: DashboardData, currency: str) -> pl.DataFrame:
-    """Expected and captured per day of the trend window in `currency`'s major units."""
+    """Expected and captured per day of the trend window in `currency`'s major units (null on
+    days their asset did not compute)."""
+    first = trend_first(data.period)
     days = daily_series(data).select("day", "in_period")
     exp = data.expected.filter(pl.col("currency") == currency)
     scale = 10.0 ** int(exp["minor_unit_exponent"].min() or 2) if exp.height else 100.0
@@ -416,14 +594,26 @@ def revenue_series(data: DashboardData, currency: str) -> pl.DataFrame:
     return (
         days.join(expected, on="day", how="left")
         .join(captured, on="day", how="left")
-        .with_columns(pl.col("expected", "captured").fill_null(0.0))
+        .with_columns(
+            _blank(data, "expected", "expected_revenue", 0.0, first),
+            _blank(data, "captured", "reconciliation", 0.0, first),
+        )
     )
 
 
+def heatmap_first(period: Period) -> date:
+    return period.end - timedelta(days=heatmap_days(period) - 1)
+
+
+def heatmap_missing(data: DashboardData) -> list[date]:
+    """The heatmap window's days peak usage did not compute (left out of the cells)."""
+    return missing(data, SOURCE["heatmap"], heatmap_first(data.period), data.period.end)
+
+
 def heatmap(data: DashboardData) -> pl.DataFrame:
-    """Occupancy % by local weekday (1 = Monday, as analytics.peak_usage) and hour over the heatmap window, every cell
-    present (null where no connector was counted)."""
-    first = data.period.end - timedelta(days=heatmap_days(data.period) - 1)
+    """Occupancy % by local weekday (1 = Monday, as analytics.peak_usage) and hour over the
+    heatmap window, every cell present (null where no connector was counted)."""
+    first = heatmap_first(data.period)
     grid = pl.DataFrame(
         {"local_weekday": list(range(1, 8))}, schema={"local_weekday": pl.Int16}
     ).join(
