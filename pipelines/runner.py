@@ -27,7 +27,17 @@ class DagsterRunner:
     """Runs selections of assets with their checks, a progress bar per stage, and counts what
     failed: runs, and checks of ERROR severity (a failing WARN check is a warning)."""
 
-    def __init__(self, url: str, settings: Settings, console: Console | None = None):
+    def __init__(
+        self,
+        url: str,
+        settings: Settings,
+        console: Console | None = None,
+        *,
+        ephemeral: bool = False,
+    ):
+        """`ephemeral`: keep the runs' events in memory (the robustness sweep) instead of the
+        instance `make ui` shows."""
+        self.ephemeral = ephemeral
         self.url, self.settings = url, settings
         self.console = console or Console()
         self.home = home = dagster_home(settings.data_dir)
@@ -71,7 +81,8 @@ class DagsterRunner:
         from pipelines.definitions import defs
 
         job_def = defs.resolve_job_def(job)
-        with dg.DagsterInstance.get() as instance, Progress(
+        instance_cm = dg.DagsterInstance.ephemeral() if self.ephemeral else dg.DagsterInstance.get()
+        with instance_cm as instance, Progress(
             TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
             TimeElapsedColumn(), console=self.console,
         ) as progress:  # fmt: skip
