@@ -184,7 +184,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
                 f"{m['pr_auc']:.3f}" if m.get("pr_auc") is not None else "n/a"
                 for m in (maintenance["model"], maintenance["baseline"])
             ),
-            "connectors at risk (latest day)": q("SELECT count(*) FROM analytics.maintenance_at_risk"),
+            "connectors at risk (latest day)": at_risk_figure(q, maintenance["card"], days[-1]),
             "report files written": reports["files"],
             "operator dashboards written (day + week)": dashboards["dashboards"],
             "dashboards mailed": q("SELECT count(*) FROM dashboard_delivery"),
@@ -293,4 +293,13 @@ def run_maintenance(dagster: DagsterRunner, days: list, console: Console) -> dic
         )
     for note in card.get("notes") or []:
         console.print(f"[dim]{note}")
-    return {"model": model, "baseline": baseline}
+    return {"model": model, "baseline": baseline, "card": card}
+
+
+def at_risk_figure(q, card: dict, day) -> str:
+    """How many connectors the dashboard lists at risk on `day`, and from which rule."""
+    from reports.dashboard_data import at_risk_query, model_verdict
+
+    source, _ = model_verdict(card or None)
+    n = q(f"SELECT count(*) FROM ({at_risk_query(source, day)}) a")
+    return f"{n} ({'model' if source == 'model' else 'baseline rule: faults in 7 days'})"

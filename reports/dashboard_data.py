@@ -146,6 +146,31 @@ def model_verdict(card: dict | None) -> tuple[str, str]:
     )
 
 
+def at_risk_query(source: str, end: date) -> str:
+    """The at-risk rows (schema AT_RISK) as of the latest scored or featured day on or before
+    `end`: the model's (`source` "model", the rows of the view analytics.maintenance_at_risk) or
+    the baseline rule's, connectors with faults in the last 7 days, most first."""
+    if source == "model":
+        return (
+            "SELECT s.day, s.rank, s.charge_point_id, s.evse_id, s.connector_id, cp.site_id, "
+            "s.model, s.risk, s.score_source, s.top_features::text AS top_features, "
+            "NULL::float8 AS faults_7d FROM analytics.maintenance_scores s "
+            "LEFT JOIN charge_point cp USING (charge_point_id) WHERE s.at_risk AND s.day = "
+            f"(SELECT max(day) FROM analytics.maintenance_scores WHERE day <= '{end}') "
+            "ORDER BY s.rank"
+        )
+    return (
+        "SELECT f.day, (row_number() OVER (ORDER BY f.faults_7d DESC, f.charge_point_id, "
+        "f.evse_id, f.connector_id))::int AS rank, f.charge_point_id, f.evse_id, "
+        "f.connector_id, cp.site_id, f.model, NULL::float8 AS risk, "
+        "'baseline' AS score_source, NULL::text AS top_features, f.faults_7d "
+        "FROM analytics.maintenance_features f "
+        "LEFT JOIN charge_point cp USING (charge_point_id) WHERE f.faults_7d > 0 AND f.day = "
+        f"(SELECT max(day) FROM analytics.maintenance_features WHERE day <= '{end}') "
+        "ORDER BY rank"
+    )
+
+
 def read(url: str, period: Period, model_card: dict | None = None) -> DashboardData:
     """Every figure the dashboards of `period` need, for all sites, over one connection; the
     asset days of the window that are not there; the at-risk list `model_card` allows."""
@@ -165,27 +190,7 @@ def read(url: str, period: Period, model_card: dict | None = None) -> DashboardD
         def cols(schema: dict) -> str:
             return ", ".join(schema)
 
-        if source == "model":
-            # the same rows as the view analytics.maintenance_at_risk, as of the period's end
-            at_risk_sql = (
-                "SELECT s.day, s.rank, s.charge_point_id, s.evse_id, s.connector_id, cp.site_id, "
-                "s.model, s.risk, s.score_source, s.top_features::text AS top_features, "
-                "NULL::float8 AS faults_7d FROM analytics.maintenance_scores s "
-                "LEFT JOIN charge_point cp USING (charge_point_id) WHERE s.at_risk AND s.day = "
-                f"(SELECT max(day) FROM analytics.maintenance_scores WHERE day <= '{end}') "
-                "ORDER BY s.rank"
-            )
-        else:  # the baseline rule: faults in the last 7 days, most first
-            at_risk_sql = (
-                "SELECT f.day, (row_number() OVER (ORDER BY f.faults_7d DESC, f.charge_point_id, "
-                "f.evse_id, f.connector_id))::int AS rank, f.charge_point_id, f.evse_id, "
-                "f.connector_id, cp.site_id, f.model, NULL::float8 AS risk, "
-                "'baseline' AS score_source, NULL::text AS top_features, f.faults_7d "
-                "FROM analytics.maintenance_features f "
-                "LEFT JOIN charge_point cp USING (charge_point_id) WHERE f.faults_7d > 0 AND f.day = "
-                f"(SELECT max(day) FROM analytics.maintenance_features WHERE day <= '{end}') "
-                "ORDER BY rank"
-            )
+        at_risk_sql = at_risk_query(source, end)
         return DashboardData(
             period=period,
             prev=previous(period),

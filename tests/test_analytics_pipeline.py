@@ -135,6 +135,7 @@ def test_definitions_have_the_whole_graph():
     }  # fmt: skip
     for job in ("analytics_daily", "stripe_sync", "reconciliation_daily", "quarterly_reports",
                 "uk_reliability_yearly", "maintenance_daily", "maintenance_weekly",
+                "maintenance_features_daily", "maintenance_scores_daily",
                 "operator_dashboard_daily_job", "operator_dashboard_weekly_job"):  # fmt: skip
         assert defs.resolve_job_def(job) is not None
     assert {s.name for s in defs.schedules} == {
@@ -143,6 +144,19 @@ def test_definitions_have_the_whole_graph():
         "dashboard_daily", "dashboard_weekly",
     }  # fmt: skip
     assert {s.name for s in defs.sensors} == {"late_data"}
+
+
+def test_checks_are_partitioned_like_their_assets():
+    """So one bad day shows that day failed in the UI, not the whole asset."""
+    from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
+
+    partitions = {key: a.partitions_def for a in ALL_ASSETS for key in a.keys}
+    checked = 0
+    for checks_def in ALL_CHECKS:
+        for spec in checks_def.check_specs:
+            assert spec.partitions_def == partitions[spec.asset_key], spec.key
+            checked += spec.partitions_def is not None
+    assert checked >= 14
 
 
 def test_scenario_values(scenario):
