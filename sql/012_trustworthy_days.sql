@@ -43,3 +43,22 @@ CREATE TABLE analytics.partition_status (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (asset, day)
 );
+
+-- Days computed before this migration were written by runs that succeeded (an asset replaced its
+-- day only at the end of a successful run): record them, so an upgraded database does not refuse
+-- its own history.
+INSERT INTO analytics.partition_status (asset, day, status, detail)
+SELECT asset, day, 'ok', 'computed before partition_status existed' FROM (
+    SELECT DISTINCT 'connector_states' AS asset, day FROM analytics.connector_states
+    UNION SELECT DISTINCT 'sessions', day FROM analytics.sessions
+    UNION SELECT DISTINCT 'utilisation', day FROM analytics.utilisation_hourly
+    UNION SELECT DISTINCT 'uptime', day FROM analytics.uptime_daily
+    UNION SELECT DISTINCT 'energy', day FROM analytics.energy_site_day
+    UNION SELECT DISTINCT 'peak_usage', day FROM analytics.peak_usage
+    UNION SELECT DISTINCT 'expected_revenue', day FROM analytics.expected_revenue
+    UNION SELECT DISTINCT 'emissions', day FROM analytics.emissions_site_day
+    UNION SELECT DISTINCT 'reconciliation', day FROM analytics.reconciliation_lines
+    UNION SELECT DISTINCT 'maintenance_features', day FROM analytics.maintenance_features
+    UNION SELECT DISTINCT 'maintenance_scores', day FROM analytics.maintenance_scores
+) computed
+ON CONFLICT (asset, day) DO NOTHING;

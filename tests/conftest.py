@@ -98,3 +98,14 @@ async def charge_point(
             await task
         await asyncio.sleep(0.05)  # let the collector see the close
         await collector.writer.flush()
+
+
+def mark_ok(db: psycopg.Connection, assets, days) -> None:
+    """Record `assets` ok for `days` in analytics.partition_status, as the assets do when they
+    succeed: for tests that write an asset's rows directly instead of materialising it."""
+    with db.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO analytics.partition_status (asset, day, status) VALUES (%s, %s, 'ok')
+               ON CONFLICT (asset, day) DO UPDATE SET status = 'ok', detail = ''""",
+            [(a, d) for a in assets for d in days],
+        )

@@ -14,6 +14,7 @@ from chargeops.periods import Period, parse_period, quarter_key, quarter_label
 from pipelines.report_assets import compliance_files_in_manifest, compliance_report
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import compliance
+from tests.conftest import mark_ok
 
 D1, D2 = date(2025, 7, 1), date(2025, 7, 2)
 EVIL = "<script>alert(1)</script>"
@@ -74,6 +75,7 @@ def scenario(db):
                    39344.41)""",
         (D1, D1),
     )
+    mark_ok(db, compliance.SOURCES, (D1, D2))  # the days the assets computed
     return db
 
 
@@ -106,6 +108,42 @@ def test_html_and_pdf_carry_the_figures(scenario, database_url, tmp_path):
 
     manifest = json.loads((tmp_path / "2025Q3" / "manifest.json").read_text())
     assert {e["file"] for e in manifest["files"]} == {html_path.name, pdf_path.name}
+
+
+def test_a_failed_day_is_named_in_a_banner_a_mark_and_a_note(scenario, database_url, tmp_path):
+    """The report must still go out: it is built from what exists and says what does not."""
+    scenario.execute(
+        """UPDATE analytics.partition_status SET status = 'failed',
+               detail = 'blocking check energy_adds_up failed'
+           WHERE asset = 'energy' AND day = %s""",
+        (D2,),
+    )
+    paths, ctx = compliance.run(database_url, tmp_path, "2025Q3")
+    assert [p.name for p in paths] == [
+        "compliance_2025Q3.html", "compliance_2025Q3.pdf", "compliance_2025Q3.INCOMPLETE.txt",
+    ]  # fmt: skip
+    assert ctx["incomplete"] == [
+        "energy: failed on 2025-07-02 (blocking check energy_adds_up failed)"
+    ]
+    assert (ctx["data_from"], ctx["data_to"]) == (D1, D2)
+    html = paths[0].read_text()
+    assert 'id="incomplete"' in html and "energy: failed on 2025-07-02" in html
+    assert html.count('<span class="inc">incomplete</span>') >= 2  # the energy KPI and row
+    text = " ".join(p.extract_text() for p in pypdf.PdfReader(paths[1]).pages)
+    assert "Incomplete" in text and "energy: failed on 2025-07-02" in text
+    note = paths[2].read_text()
+    assert "energy: failed on 2025-07-02" in note
+    manifest = json.loads((tmp_path / "2025Q3" / "manifest.json").read_text())
+    assert paths[2].name in {e["file"] for e in manifest["files"]}
+    # a re-run once the day is fixed takes the note away again
+    scenario.execute("UPDATE analytics.partition_status SET status = 'ok', detail = ''")
+    paths, ctx = compliance.run(database_url, tmp_path, "2025Q3", pdf=False)
+    assert ctx["incomplete"] == [] and not (tmp_path / "2025Q3" / note_name()).exists()
+    assert 'id="incomplete"' not in paths[0].read_text()
+
+
+def note_name() -> str:
+    return "compliance_2025Q3.INCOMPLETE.txt"
 
 
 def test_imported_history_is_flagged_as_no_evidence_of_uptime(scenario, database_url, tmp_path):

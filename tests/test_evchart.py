@@ -21,6 +21,7 @@ from pipelines.evchart_asset import ASSETS, CHECKS
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import evchart as E
 from reports import evchart_rules as R
+from tests.conftest import mark_ok
 
 FIX = Path(__file__).parent / "fixtures" / "evchart"
 Q2 = date(2024, 4, 1)
@@ -376,6 +377,7 @@ def quarter_data(db):
            ('2024-05-04', 'CP1', 1, 1, 'S1', '2024-05-04 00:00+00', '2024-05-04 01:00+00', 60,
             'faulted', false, NULL)"""
     )
+    mark_ok(db, ("sessions", "uptime"), [date(2024, 5, d) for d in range(1, 16)])
     return db
 
 

@@ -23,6 +23,7 @@ from models.synthetic import SyntheticFleet, generate
 from models.train import TrainConfig, time_split, train
 from pipelines import maintenance
 from pipelines.resources import DatabaseResource, ModelStoreResource
+from tests.conftest import mark_ok
 
 CFG = TrainConfig(permutation_repeats=1, seed=0)
 
@@ -324,6 +325,8 @@ def _write_fleet(db, h) -> None:
         .with_columns(hour_ts=pl.col("day").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")),
     )
     _copy(db, "analytics.outages", h.outages.with_columns(day=pl.col("start_ts").dt.date()))
+    days = pl.date_range(h.first_day, h.last_day, eager=True).to_list()
+    mark_ok(db, ("sessions", "utilisation", "uptime"), days)  # as the assets would record them
 
 
 def _materialise_all(url: str, days: list[date], model_dir: Path) -> dict:
