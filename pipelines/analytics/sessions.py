@@ -160,25 +160,24 @@ def _ends(window: RawWindow, tx: pl.DataFrame, meter: pl.DataFrame) -> pl.DataFr
         .group_by(TXK)
         .agg(departed_ts=pl.col("ts").min())
     )
-    tx = (
-        tx.sort([*KEY, "start_ts"])
-        .join_asof(
-            starts,
+
+    def first_after_start(left: pl.DataFrame, right: pl.DataFrame, on: str) -> pl.DataFrame:
+        """`left` with `right`'s first `on` strictly after each start on the same connector."""
+        return left.join_asof(
+            right,
             left_on="start_ts",
-            right_on="next_start_ts",
+            right_on=on,
             by=KEY,
             strategy="forward",
             allow_exact_matches=False,
             check_sortedness=False,
         )
-        .join_asof(
+
+    tx = (
+        first_after_start(
+            first_after_start(tx.sort([*KEY, "start_ts"]), starts, "next_start_ts"),
             _status_ends(window),
-            left_on="start_ts",
-            right_on="status_end_ts",
-            by=KEY,
-            strategy="forward",
-            allow_exact_matches=False,
-            check_sortedness=False,
+            "status_end_ts",
         )
         .join(last_sample, on=TXK, how="left")
         .join(departed.filter(pl.col("departed_ts").is_not_null()), on=TXK, how="left")
