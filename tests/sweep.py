@@ -3,6 +3,9 @@ location's jobs (as the demo runs them), for many (seed, end date) combinations 
 missing stops, meter resets and offline periods at their maximum, and the invariants checked
 against the asset tables, the raw rows, the simulator's ground truth and the written files.
 
+Each combination simulates 1.5 days ending at midnight after its end date: the end date whole
+(the clock change, the leap day, 1 January) and the afternoon before it.
+
 Combinations: for each end date in DATES (both European and both US clock changes, a new year,
 a leap day, an ordinary day), SEEDS_PER_DATE seeds, each its own small fleet with its own
 charger ids, simulated one after the other into one database; then each day of the date's
@@ -127,7 +130,7 @@ def run_date(
     end: date,
     date_combos: list[Combo],
     *,
-    days: float = 2,
+    days: float = 1.5,
     per_fleet: int = 3,
     console: Console | None = None,
 ) -> Outcome:

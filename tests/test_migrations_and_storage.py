@@ -85,9 +85,10 @@ async def test_writer_creates_partitions_for_any_month(fresh_db):
     writer = Writer(fresh_db)
     await writer.start()
     try:
-        rows = [
+        rows = [  # received when stamped (a row stamped far ahead of its arrival is quarantined)
             MeterRow(datetime(y, m, 2, tzinfo=UTC), "CP", 1, 1, None, "Energy.Active.Import.Register",
-                     "", "Outlet", "Sample.Periodic", 1.0, "Wh", "1", "Wh", 0, datetime.now(UTC))
+                     "", "Outlet", "Sample.Periodic", 1.0, "Wh", "1", "Wh", 0,
+                     datetime(y, m, 2, tzinfo=UTC))
             for y, m in [(2019, 4), (2033, 12), (1971, 1)]
         ]  # fmt: skip
         await writer.write(meter_ops(rows))

@@ -8,7 +8,7 @@ import pytest
 
 from tests import sweep
 
-pytestmark = pytest.mark.sweep
+pytestmark = pytest.mark.once
 
 
 def test_the_sweep_covers_what_it_promises():

@@ -272,6 +272,7 @@ def test_bad_yaml_and_missing_fields(tmp_path):
 # ---- calibration against the real ACN data --------------------------------------------------
 
 
+@pytest.mark.once
 def test_workplace_reproduces_acn_statistics():
     """A simulated JPL-like workplace site over 60 days against the real 2,114 ACN sessions.
 
