@@ -241,15 +241,43 @@ def build(data: dd.DashboardData, sites: list[dict], currencies: list[str]) -> d
     return figs
 
 
+_BROWSER_KEPT = False
+
+
+def _keep_browser() -> None:
+    """Start kaleido's browser once per process and keep it for every later call (closed at
+    exit): starting Chromium is most of a dashboard's PNG time, and a process that writes several
+    dashboards (the demo, a backfill, the tests) pays it once. If it cannot be kept, each call
+    starts its own, as before."""
+    global _BROWSER_KEPT
+    if _BROWSER_KEPT:
+        return
+    import atexit
+
+    import kaleido
+
+    try:
+        kaleido.start_sync_server(silence_warnings=True)
+    except Exception:  # a one-shot browser per call still works
+        return
+    atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+    _BROWSER_KEPT = True
+
+
 def to_pngs(figs: Mapping[str, go.Figure]) -> dict[str, bytes]:
     """Every figure as PNG bytes, all in one headless Chromium (kaleido)."""
+    import warnings
+
     from reports.browser import find_chromium
 
     # kaleido finds its browser through BROWSER_PATH; hand it the one the project found, so
     # CHARGEOPS_CHROMIUM and the clear not-found error apply here too
     os.environ.setdefault("BROWSER_PATH", find_chromium())
+    _keep_browser()
     names = list(figs)
-    with tempfile.TemporaryDirectory(prefix="chargeops-charts-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="chargeops-charts-") as tmp, warnings.catch_warnings():
+        # plotly passes options that a kept browser already has
+        warnings.filterwarnings("ignore", message="The kopts argument is ignored")
         paths = [Path(tmp) / f"{i}.png" for i in range(len(names))]
         pio.write_images(
             [figs[n] for n in names], paths, format="png", scale=SCALE,

@@ -102,7 +102,7 @@ def fleet_of(combo: Combo, index: int, days: float, per_fleet: int):
         sites=[s for s in base.sites if s.site_id in sites],
         missing_stop_prob=combo.missing_stop_prob,
         validate_messages=False,
-        batch_window_s=300,
+        batch_window_s=600,  # inside the 15-minute heartbeat and the 30-minute offline timeout
         **FAULTS,
     ).validate()
 

@@ -13,6 +13,10 @@ from pipelines.checks import CHECKS
 from pipelines.definitions import defs
 from pipelines.resources import DatabaseResource
 
+# every asset through Dagster on one server; `make demo` runs them all on the embedded default
+# too: CI runs these once (marker `once`)
+pytestmark = pytest.mark.once
+
 D = date(2025, 6, 10)  # a Tuesday; London is on BST (UTC+1)
 
 

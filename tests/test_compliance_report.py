@@ -16,6 +16,9 @@ from pipelines.resources import DatabaseResource, ReportsResource
 from reports import compliance
 from tests.conftest import mark_ok
 
+# HTML and PDF through headless Chromium around simple reads: CI runs these once (marker `once`)
+pytestmark = pytest.mark.once
+
 D1, D2 = date(2025, 7, 1), date(2025, 7, 2)
 EVIL = "<script>alert(1)</script>"
 

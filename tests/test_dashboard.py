@@ -34,6 +34,9 @@ from reports.mail import SmtpConfig, cid_references
 from reports.recipients import Audience
 from tests.smtp import Collector, smtp_server
 
+# browsers, plotly and mail around simple reads: CI runs these once (marker `once`)
+pytestmark = pytest.mark.once
+
 EVIL = "<script>alert(1)</script>"
 CP2 = "CP&2"
 DAY = "2026-11-24"

@@ -24,6 +24,9 @@ from reports.mail import MailError, SmtpConfig, cid_references, compose, send, w
 from reports.recipients import Audience
 from tests.smtp import Collector, free_port, smtp_server
 
+# mail over SMTP, no database: CI runs these once (marker `once`)
+pytestmark = pytest.mark.once
+
 USER, PASSWORD = "dashboard", "pw-Zx81-never-shown"
 SUBJECT = "Übersicht – Straße"
 

@@ -18,6 +18,8 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from chargeops.settings import Settings
 from ingest.server import Collector
 from tests.netutil import RetryingChargePoint, meter_payload, proxied_url, proxy_for
@@ -234,6 +236,7 @@ STORM_CHARGERS = int(os.environ.get("CHARGEOPS_TEST_STORM_CHARGERS", "1000"))
 STORM_MESSAGES = int(os.environ.get("CHARGEOPS_TEST_STORM_MESSAGES", "100"))
 
 
+@pytest.mark.once  # a load test of the collector; the database part is the spool test's
 async def test_reconnect_storm_every_queued_message_stored_once(db, database_url, tmp_path):
     """After a site power cut or a collector restart: every charger reconnects within 10 s and
     replays its queued MeterValues (old timestamps). None is refused, all are stored once."""

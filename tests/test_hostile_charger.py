@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 from ocpp.v16 import call
 
 from chargeops.periods import quarter_label, quarter_start
@@ -22,6 +23,9 @@ from pipelines.checks import CHECKS
 from pipelines.resources import DatabaseResource
 from reports import evchart
 from tests.conftest import charge_point
+
+# the collector, every asset and the files on one server; CI runs these once (marker `once`)
+pytestmark = pytest.mark.once
 
 
 def _z(ts: datetime) -> str:

@@ -19,6 +19,9 @@ from ingest.simulator.behaviour import generate_fleet
 from ingest.simulator.client import ClientStats, SimChargePoint
 from ingest.simulator.config import ChargePointConfig, FleetConfig, SiteConfig, TariffConfig
 
+# the simulator alone, no database: CI runs these once (marker `once`)
+pytestmark = pytest.mark.once
+
 START = datetime(2024, 5, 1, tzinfo=UTC)
 ACN = Path(__file__).parents[1].parent / "shared/data/acn-jpl-2021/acndata_sessions.json"
 
@@ -272,7 +275,6 @@ def test_bad_yaml_and_missing_fields(tmp_path):
 # ---- calibration against the real ACN data --------------------------------------------------
 
 
-@pytest.mark.once
 def test_workplace_reproduces_acn_statistics():
     """A simulated JPL-like workplace site over 60 days against the real 2,114 ACN sessions.
 

@@ -103,6 +103,7 @@ async def test_seeded_fleet_lands_consistently(db, database_url, tmp_path, fleet
     assert offline >= len(summary.offline_windows)
 
 
+@pytest.mark.once  # CI also runs `make demo` on the embedded default
 def test_demo_command_smoke(server_url, tmp_path):
     """`chargeops demo` end to end on a fresh database: exit 0 and a summary."""
     name = f"chargeops_demo_{uuid.uuid4().hex[:8]}"
