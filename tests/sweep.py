@@ -86,11 +86,11 @@ def combos(dates=DATES, seeds_per_date: int = SEEDS_PER_DATE) -> list[Combo]:
 
 
 def fleet_of(combo: Combo, index: int, days: float, per_fleet: int):
-    """A small fleet: `per_fleet` charger templates (rotating with `index`, so a date's seeds
+    """A small fleet: `per_fleet` charger templates (rotating with `index`, so a date's four seeds
     together cover US, British and German sites, AC and DC, 1.6 and 2.0.1), ids suffixed with
     the seed so several seeds share one database."""
     base = default_fleet(9, days=days, seed=combo.seed, start=fleet_start(combo.end, days))
-    chosen = [cp for i, cp in enumerate(base.charge_points) if i % 3 == index % 3][:per_fleet]
+    chosen = [cp for i, cp in enumerate(base.charge_points) if i % 4 == index % 4][:per_fleet]
     cps = [
         dataclasses.replace(cp, charge_point_id=f"{cp.charge_point_id}-{combo.seed}")
         for cp in chosen
@@ -131,7 +131,7 @@ def run_date(
     date_combos: list[Combo],
     *,
     days: float = 1.5,
-    per_fleet: int = 3,
+    per_fleet: int = 2,
     console: Console | None = None,
 ) -> Outcome:
     """Simulate every combo of one end date, then run every stage as the demo does."""

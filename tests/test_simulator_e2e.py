@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
-from chargeops.db import create_database, drop_database
 from chargeops.settings import Settings
 from ingest.clock import SimClock
 from ingest.registry import register_fleet
@@ -101,32 +95,3 @@ async def test_seeded_fleet_lands_consistently(db, database_url, tmp_path, fleet
         "SELECT count(*) FROM connection_event WHERE event = 'disconnect'"
     ).fetchone()[0]
     assert offline >= len(summary.offline_windows)
-
-
-@pytest.mark.once  # CI also runs `make demo` on the embedded default
-def test_demo_command_smoke(server_url, tmp_path):
-    """`chargeops demo` end to end on a fresh database: exit 0 and a summary."""
-    name = f"chargeops_demo_{uuid.uuid4().hex[:8]}"
-    env = dict(
-        os.environ, DATABASE_URL=create_database(server_url, name), CHARGEOPS_DATA_DIR=str(tmp_path)
-    )
-    try:
-        res = subprocess.run(
-            [sys.executable, "-m", "chargeops.cli", "demo", "--days", "1", "--charge-points", "4", "--strict"],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert res.returncode == 0, res.stderr[-3000:]
-        assert "10/10 summary" in res.stdout and "meter values" in res.stdout
-        assert "sessions reconstructed" in res.stdout
-        # the operator dashboards of the last day and its week, for the network and each site
-        emails = sorted(tmp_path.glob("reports/*/dashboard/*/dashboard.eml"))
-        assert {p.parent.name for p in emails} >= {"operator-chargeops-network"}
-        assert len({p.parents[2].name for p in emails}) == 2
-        with psycopg.connect(env["DATABASE_URL"]) as conn:
-            assert conn.execute("SELECT count(*) FROM transaction").fetchone()[0] > 0
-            assert (
-                conn.execute("SELECT count(DISTINCT ocpp_version) FROM charge_point").fetchone()[0]
-                == 2
-            )
-    finally:
-        drop_database(server_url, name)
