@@ -61,16 +61,40 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 def cmd_collector(args: argparse.Namespace) -> int:
     if args.action == "status":
         return cmd_collector_status(args)
+    import psycopg
+
     from chargeops.db import resolve_database_url, upgrade
     from ingest.server import Collector
 
     settings = _settings(args)
     _setup_logging(settings)
     url = resolve_database_url(settings)
-    upgrade(url, timescaledb=settings.timescaledb)
+    pending_upgrade = False
+    try:
+        upgrade(url, timescaledb=settings.timescaledb)
+    except (ConfigError, psycopg.OperationalError) as e:
+        unreachable = isinstance(e, psycopg.OperationalError) or isinstance(
+            e.__cause__, psycopg.OperationalError
+        )
+        if not unreachable:
+            raise
+        # chargers must still be answered: start, spool, and migrate once the database is back
+        logging.getLogger("chargeops").error(
+            "%s; the collector starts and spools until the database returns", e
+        )
+        pending_upgrade = True
 
     async def run() -> None:
         collector = Collector(settings, url)
+        if pending_upgrade:
+
+            def migrate() -> None:
+                try:
+                    upgrade(url, timescaledb=settings.timescaledb)
+                except ConfigError as e:  # unreachable again: the writer keeps spooling
+                    raise (e.__cause__ or e) from None
+
+            collector.writer.prepare = migrate
         try:
             await collector.start()
         except OSError as e:

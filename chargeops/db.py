@@ -32,7 +32,8 @@ RAW_TABLES = (
     "transaction", "connector", "evse", "charge_point", "tariff", "site", "outage_exclusion",
     "spool_replay", "stripe_payment_intent", "stripe_charge", "stripe_refund", "stripe_dispute",
     "stripe_balance_transaction", "stripe_payout", "stripe_sync_state", "import_batch",
-    "dashboard_delivery", "quarantine",
+    "dashboard_delivery", "quarantine", "spool_dead_letter", "charger_message",
+    "charger_variable", "transaction_event_digest",
 )  # fmt: skip
 
 

@@ -1,7 +1,9 @@
 """Charge point credentials for OCPP Security Profiles 1 and 2 (HTTP Basic, over TLS for 2).
 
 Passwords are stored as scrypt hashes. A verified (id, password) pair is remembered in memory
-as a keyed digest, so a reconnect storm does not pay scrypt for every charger again.
+as a keyed digest, so a reconnect storm does not pay scrypt for every charger again. A password
+shown for an unknown id is checked against a dummy hash of the same cost, so the time taken to
+refuse does not tell which ids exist.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from functools import cache
 
 _N, _R, _P = 2**14, 8, 1
 _CACHE_KEY = secrets.token_bytes(32)
@@ -37,6 +40,18 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, base64.b64decode(digest_b64))
 
 
+@cache
+def dummy_hash() -> str:
+    """Made once per process (the collector makes it at start, so no refusal pays for it)."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def verify_unknown(password: str) -> bool:
+    """What checking a password costs for a known id, for an id that is not known: always False."""
+    verify_password(password, dummy_hash())
+    return False
+
+
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     """(username, password) from an Authorization header, or None."""
     if not header or not header.lower().startswith("basic "):
@@ -59,11 +74,15 @@ class VerifiedCache:
     def _key(password: str, stored: str) -> bytes:
         return hmac.digest(_CACHE_KEY, f"{password}\0{stored}".encode(), "sha256")
 
-    def verify(self, charge_point_id: str, password: str, stored: str) -> bool:
+    def known(self, charge_point_id: str, password: str, stored: str) -> bool:
+        """True when this pair verified before: a keyed digest, no scrypt."""
         key = self._key(password, stored)
-        if hmac.compare_digest(self._seen.get(charge_point_id, b""), key):
+        return hmac.compare_digest(self._seen.get(charge_point_id, b""), key)
+
+    def verify(self, charge_point_id: str, password: str, stored: str) -> bool:
+        if self.known(charge_point_id, password, stored):
             return True
         if verify_password(password, stored):
-            self._seen[charge_point_id] = key
+            self._seen[charge_point_id] = self._key(password, stored)
             return True
         return False

@@ -11,8 +11,11 @@ of the frame being answered) are committed: nothing is acknowledged before it is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,10 +33,12 @@ from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import ChargePoint as ChargePoint201Base
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
+from websockets.exceptions import ConnectionClosed
 
-from ingest import store
+from ingest import frames, messages, pgsafe, quarantine, store
 from ingest.clock import Clock
-from ingest.normalise import meter_rows, register_wh, v16_ids
+from ingest.inventory import LOAD_SQL, Inventory, read_report
+from ingest.normalise import MeterRow, meter_rows, register_wh, v16_ids
 from ingest.store import Op, Writer, is_connection_error
 from ingest.timestamps import format_timestamp, parse_timestamp
 from ingest.txids import TransactionIds
@@ -51,12 +56,20 @@ class CollectorContext:
     writer: Writer
     clock: Clock
     transaction_ids: TransactionIds
-    max_frame_bytes: int = 65536
+    limits: frames.FrameLimits = field(default_factory=frames.FrameLimits)
     heartbeat_interval: int = 300
     counters: dict[str, int] = field(default_factory=dict)
+    guards: dict[str, frames.FrameGuard] = field(default_factory=dict)
 
     def count(self, key: str, n: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
+
+    def guard(self, charge_point_id: str) -> frames.FrameGuard:
+        """A charge point's frame guard, kept across its connections: reconnecting neither
+        refills its burst nor forgets its strikes."""
+        if charge_point_id not in self.guards:
+            self.guards[charge_point_id] = frames.FrameGuard(self.limits)
+        return self.guards[charge_point_id]
 
 
 def _unique_id_of(data: Any) -> str:
@@ -104,6 +117,8 @@ class CollectorMixin:
         self._audit_in: Op | None = None
         self._known_connectors: set[tuple[int, int]] = set()
         self._tx_connectors: dict[str, tuple[int, int]] = {}
+        self._guard = ctx.guard(self.id)
+        self._later: list[Op] = []  # this frame's audit and heartbeat rows: one writer request
 
     # -- audit ---------------------------------------------------------------------------------
     def _audit(self, direction: str, raw: str, data: Any, *, error_code: str | None = None) -> Op:
@@ -142,55 +157,125 @@ class CollectorMixin:
     async def _flush_audit(self) -> None:
         if self._audit_in is not None:
             op, self._audit_in = self._audit_in, None
-            await self.ctx.writer.write_nowait([op])
+            self.write_later([op])
+
+    def write_later(self, ops: list[Op]) -> None:
+        """Rows that need not be durable before the answer (audit, heartbeats): queued with the
+        rest of this frame's as one writer request, so a flooding socket takes one queue slot
+        per frame, not three."""
+        self._later.extend(ops)
+
+    async def _write_later(self) -> None:
+        if self._later:
+            ops, self._later = self._later, []
+            await self.ctx.writer.write_nowait(ops)
+
+    async def _policy_close(self, code: int, reason: str) -> None:
+        """Close a connection that keeps misbehaving (1008 flood, 1009 oversize), counted."""
+        kind = "flood" if code == 1008 else "oversize"
+        self.ctx.count(f"closed:{kind}")
+        log.warning("%s: closing (%d %s)", self.id, code, reason)
+        detail = {"code": code, "reason": reason, "oversize_frames": self._guard.oversize.total,
+                  "flood_strikes": self._guard.flood.total}  # fmt: skip
+        self.write_later([self.event_op(self.now(), "policy_close", detail)])
+        await self._write_later()
+        # what it pipelined is discarded unread, so its close frame is seen (websockets stops
+        # reading a socket whose unread frames pile up); one that never answers gets 2 s
+        self._connection.close_timeout = min(self._connection.close_timeout or 2.0, 2.0)
+        closing = asyncio.create_task(self._connection.close(code=code, reason=reason))
+        with contextlib.suppress(ConnectionClosed):
+            while not closing.done():
+                await self._connection.recv()
+        await closing
 
     async def _send(self, message: str) -> None:
         """Frames the library sends (CALLs to the charger): audited like ours."""
         await self._send_frame(json.loads(message), message)
+        await self._write_later()
 
     async def _send_frame(self, data: list, message: str | None = None) -> None:
         if message is None:
             message = json.dumps(data, separators=(",", ":"), default=str)
         code = data[2] if data[0] == CALLERROR else None
-        await self.ctx.writer.write_nowait([self._audit("out", message, data, error_code=code)])
+        self.write_later([self._audit("out", message, data, error_code=code)])
         await self._connection.send(message)
 
     # -- routing -------------------------------------------------------------------------------
     async def route_message(self, raw: str | bytes) -> None:
+        """One frame: judged by the frame guard before it is parsed (`ingest.frames`), then
+        routed; whatever goes wrong, the charger gets a CALLERROR, never a dropped connection."""
         self.ctx.count("frames_in")
+        guard = self._guard
+        size = frames.frame_size(raw)
+        wait = guard.wait_for(size)
+        if wait:  # over its rate: read its next frame later (TCP slows the sender down)
+            self.ctx.count("throttled")
+            if guard.flooding(frames.buffered_frames(self._connection)):
+                await self._policy_close(1008, "policy violation: calls far over the rate")
+                return
+            await asyncio.sleep(wait)
+        head = frames.read_head(raw) if isinstance(raw, str) else frames.Head(None, "-1", None)
+        try:
+            await self._route(raw, size, head)
+        except ConnectionClosed:
+            raise
+        except Exception as e:
+            log.exception("%s: frame failed", self.id)
+            self._audit_in = self._audit_in or self._audit("in", self._head_text(raw), None)
+            await self._reply_error(head.unique_id, CallError("InternalError", type(e).__name__))
+        finally:
+            await self._write_later()
+
+    def _head_text(self, raw: str | bytes) -> str:
+        """The bounded head of a frame that is not parsed, for the audit."""
+        head = raw[: self.ctx.limits.audit_head_bytes]
+        return head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
+
+    async def _route(self, raw: str | bytes, size: int, head: frames.Head) -> None:
+        limits = self.ctx.limits
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raw = raw.decode("utf-8", errors="replace")
-                self._audit_in = self._audit("in", raw, None)
+                self._audit_in = self._audit("in", self._head_text(raw), None)
                 await self._reply_error(
                     "-1", CallError("FormatViolation", "frame is not UTF-8 text")
                 )
                 return
-        if len(raw.encode("utf-8")) > self.ctx.max_frame_bytes:
-            data = raw[:200]
-            self._audit_in = self._audit("in", raw[: self.ctx.max_frame_bytes], None)
-            uid = "-1"
-            try:
-                head = json.loads(raw)
-                uid = _unique_id_of(head)
-            except ValueError:
-                pass
-            await self._reply_error(
-                uid,
+            head = frames.read_head(raw)
+        limit = frames.size_limit(limits, head, raw)
+        answer = head.message_type not in (CALLRESULT, CALLERROR)  # those are never answered
+        if size > limit:  # refused unparsed: only its head is read and audited
+            self.ctx.count("oversize_frames")
+            self._audit_in = self._audit("in", self._head_text(raw), None)
+            await self._refuse(
+                answer,
+                head.unique_id,
                 CallError(
                     "FormatViolation",
-                    f"frame of {len(raw)} bytes exceeds the limit of {self.ctx.max_frame_bytes}",
-                    {"head": data},
+                    f"frame of {size} bytes exceeds the limit of {limit}",
+                    {"size": size, "limit": limit},
                 ),
             )
+            if self._guard.oversize_frame():
+                await self._policy_close(1009, "message too big, repeatedly")
             return
         try:
             data = json.loads(raw)
+            deep = frames.too_deep(raw, limits.max_depth)
+        except RecursionError:
+            deep = True
         except ValueError:
-            self._audit_in = self._audit("in", raw, None)
+            self._audit_in = self._audit("in", self._head_text(raw), None)
             await self._reply_error("-1", CallError("FormatViolation", "frame is not valid JSON"))
+            return
+        if deep:
+            self._audit_in = self._audit("in", self._head_text(raw), None)
+            await self._refuse(
+                answer,
+                head.unique_id,
+                CallError("FormatViolation", f"JSON nested deeper than {limits.max_depth} levels"),
+            )
             return
         self._audit_in = self._audit("in", raw, data)
         if not isinstance(data, list) or not data:
@@ -199,9 +284,13 @@ class CollectorMixin:
             )
             return
         msg_type = data[0]
-        if msg_type in (CALLRESULT, CALLERROR):
+        if msg_type in (CALLRESULT, CALLERROR):  # never answered
             await self._flush_audit()
-            await super().route_message(raw)  # the library hands it to the waiting call()
+            shaped = len(data) == (3 if msg_type == CALLRESULT else 5) and type(msg_type) is int
+            if shaped and isinstance(data[1], str):
+                await super().route_message(raw)  # the library hands it to the waiting call()
+            else:
+                self.ctx.count("malformed_responses")
             return
         if msg_type != CALL:
             await self._reply_error(
@@ -241,6 +330,14 @@ class CollectorMixin:
         result = await handler(**snake_keys(payload))
         return snake_to_camel_case(remove_nones(serialize_as_dict(result)))
 
+    async def _refuse(self, answer: bool, unique_id: str, error: CallError) -> None:
+        """A CALLERROR, or for a refused CALLRESULT/CALLERROR only the audit row and a count."""
+        if answer:
+            await self._reply_error(unique_id, error)
+        else:
+            self.ctx.count(f"refused_responses:{error.code}")
+            await self._flush_audit()
+
     async def _reply_error(self, unique_id: str, error: CallError) -> None:
         self.ctx.count(f"errors:{error.code}")
         await self._flush_audit()
@@ -262,6 +359,106 @@ class CollectorMixin:
             Op("connector", (self.id, evse_id, connector_id)),
         ]
 
+    async def lookup(self, sql: str, params: tuple) -> list[tuple] | None:
+        """Rows of a lookup; None when the database cannot be reached now."""
+        if not self.ctx.writer.online:
+            return None
+        try:
+            async with self.ctx.writer.lookup() as conn:
+                return await (await conn.execute(sql, params)).fetchall()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            return None
+
+    async def inventory(self) -> Inventory:
+        """The charge point's known and declared connectors (`ingest.inventory`), read once per
+        connection; while the database is away, only what this connection saw."""
+        inv: Inventory | None = getattr(self, "_inventory", None)
+        if inv is None:
+            rows = await self.lookup(LOAD_SQL, (self.id, self.id))
+            if rows is None:
+                return Inventory(known=set(self._known_connectors))
+            inv = self._inventory = Inventory.from_rows(rows)
+        return inv
+
+    async def place(self, evse_id: int, connector_id: int) -> tuple[list[Op], str | None]:
+        """(evse/connector rows, None) for a known or plausible connector, or ([], the reason)
+        for one the charger never declared: its rows are then `flag`ged, not stored as data."""
+        inv = await self.inventory()
+        reason = inv.why_not(evse_id, connector_id)
+        if reason is not None:
+            self.ctx.count("undeclared_connector")
+            if (evse_id, connector_id) not in inv.flagged:  # said once per connection
+                inv.flagged.add((evse_id, connector_id))
+                log.warning("%s: %s; its rows go to quarantine", self.id, reason)
+            return [], reason
+        inv.known.add((evse_id, connector_id))
+        return self.connector_ops(evse_id, connector_id), None
+
+    def flag(self, kind: str, ts: datetime, evse_id: int, connector_id: int, reason: str,
+             what: str = "", raw_value: Any = "", transaction_id: str | None = None) -> Op:  # fmt: skip
+        """A row the collector acknowledges but keeps out of the data (table `quarantine`)."""
+        return Op(
+            "quarantine",
+            quarantine.row(
+                received_at=self.now(),
+                charge_point_id=self.id,
+                kind=kind,
+                ts=ts,
+                evse_id=evse_id,
+                connector_id=connector_id,
+                transaction_id=transaction_id,
+                what=what,
+                raw_value=raw_value,
+                reason=reason,
+            ),  # fmt: skip
+        )
+
+    def flag_meter(self, rows: list[MeterRow], reason: str) -> list[Op]:
+        return [
+            self.flag(
+                "meter_value",
+                r.ts,
+                r.evse_id,
+                r.connector_id,
+                reason,
+                r.measurand,
+                r.raw_value,
+                r.transaction_id,
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    async def seq_digests(self, transaction_id: str) -> dict[int, str]:
+        """seqNo -> digest of the TransactionEvents stored for a transaction (row 19b), read once
+        per transaction and connection; at most 1000 transactions are remembered."""
+        cache: dict[str, dict[int, str]] = self.__dict__.setdefault("_seq_digests", {})
+        if transaction_id not in cache:
+            rows = await self.lookup(
+                "SELECT seq_no, digest FROM transaction_event_digest "
+                "WHERE charge_point_id = %s AND transaction_id = %s",
+                (self.id, transaction_id),
+            )
+            if len(cache) >= 1000:
+                cache.pop(next(iter(cache)))
+            cache[transaction_id] = dict(rows or ())
+        return cache[transaction_id]
+
+    def message_ops(self, action: str, payload: dict) -> list[Op]:
+        """A charger message with no table of its own: its payload in `charger_message`, and a
+        connection event for those serviceability reads (security, log, firmware status)."""
+        now = self.now()
+        text = pgsafe.clean_jsonb(json.dumps(payload, default=str))  # NaN, NUL, lone surrogates
+        unique_id = self._audit_in.params[5] if self._audit_in is not None else None
+        ops = [Op("charger_message", (now, self.id, action, unique_id or "", text), now)]
+        if action in messages.EVENTS:
+            event, key = messages.EVENTS[action]
+            ts = parse_timestamp(payload["timestamp"]) if payload.get("timestamp") else now
+            detail = {**payload, "signed": True} if action.startswith("Signed") else payload
+            ops.append(self.event_op(ts, event, detail, str(payload.get(key) or "") if key else ""))
+        return ops
+
     def event_op(self, ts: datetime, event: str, detail: dict | None = None, key: str = "") -> Op:
         payload = json.dumps(detail, default=str) if detail is not None else None
         return Op("connection_event", (ts, self.id, event, key, payload), ts)
@@ -279,7 +476,7 @@ class CollectorMixin:
         if not self.ctx.writer.online:
             return None
         try:
-            async with self.ctx.writer.pool.connection() as conn:
+            async with self.ctx.writer.lookup() as conn:
                 row = await (
                     await conn.execute(
                         "SELECT evse_id, connector_id FROM transaction "
@@ -325,7 +522,7 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
 
     @on(Action16.heartbeat, skip_schema_validation=True)
     async def on_heartbeat(self, **kw: Any) -> result16.Heartbeat:
-        await self.ctx.writer.write_nowait([self.event_op(self.now(), "heartbeat")])
+        self.write_later([self.event_op(self.now(), "heartbeat")])
         return result16.Heartbeat(current_time=format_timestamp(self.now()))
 
     @on(Action16.status_notification, skip_schema_validation=True)
@@ -338,11 +535,16 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
             ts, self.id, evse_id, conn_id, status, error_code, kw.get("info"), kw.get("vendor_id"),
             kw.get("vendor_error_code"), self.ocpp_version, self.now(),
         )  # fmt: skip
-        await self.persist([*self.connector_ops(evse_id, conn_id), store.status_op(row)])
+        placed, reason = await self.place(evse_id, conn_id)
+        if reason is not None:
+            await self.persist([self.flag("status_event", ts, evse_id, conn_id, reason, status)])
+        else:
+            await self.persist([*placed, store.status_op(row)])
         return result16.StatusNotification()
 
     @on(Action16.authorize, skip_schema_validation=True)
     async def on_authorize(self, id_tag: str, **kw: Any) -> result16.Authorize:
+        await self.persist(self.message_ops("Authorize", {"id_tag": id_tag, **kw}))
         return result16.Authorize(id_tag_info={"status": "Accepted"})
 
     @on(Action16.start_transaction, skip_schema_validation=True)
@@ -351,11 +553,22 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
     ) -> result16.StartTransaction:
         evse_id, conn_id = v16_ids(connector_id)
         ts = parse_timestamp(timestamp)
+        placed, reason = await self.place(evse_id, conn_id)
+        if reason is not None:  # answered (the charger needs an id), kept out of the data
+            seq = await self.lookup("SELECT nextval('transaction_id_seq')", ())
+            transaction_id = int(seq[0][0]) if seq else self.ctx.transaction_ids._without_database()
+            self._tx_connectors[str(transaction_id)] = (evse_id, conn_id)
+            what = f"StartTransaction {transaction_id}"
+            await self.persist([self.flag("transaction", ts, evse_id, conn_id, reason, what,
+                                          meter_start, transaction_id)])  # fmt: skip
+            return result16.StartTransaction(
+                transaction_id=transaction_id, id_tag_info={"status": "Accepted"}
+            )
         transaction_id, ops = await self.ctx.transaction_ids.assign(
             self.id, evse_id, conn_id, id_tag, ts, float(meter_start), kw.get("reservation_id")
         )
         self._tx_connectors[str(transaction_id)] = (evse_id, conn_id)
-        await self.persist([*self.connector_ops(evse_id, conn_id), *ops])
+        await self.persist([*placed, *ops])
         return result16.StartTransaction(
             transaction_id=transaction_id, id_tag_info={"status": "Accepted"}
         )
@@ -367,29 +580,32 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
         tx = str(transaction_id)
         ids = await self.tx_connector(tx)
         evse_id, conn_id = ids if ids is not None else (0, 0)
-        ops = [
-            store.tx_op(
-                charge_point_id=self.id,
-                transaction_id=tx,
-                ocpp_version=self.ocpp_version,
-                evse_id=ids[0] if ids else None,
-                connector_id=ids[1] if ids else None,
-                id_token=kw.get("id_tag"),
-                stop_ts=parse_timestamp(timestamp),
-                meter_stop_wh=float(meter_stop),
-                stop_reason=kw.get("reason") or "Local",
-            )  # fmt: skip
-        ]
-        ops += store.meter_ops(
-            meter_rows(
-                kw.get("transaction_data") or [],
-                charge_point_id=self.id,
-                evse_id=evse_id,
-                connector_id=conn_id,
-                transaction_id=tx,
-                received_at=self.now(),
-            )  # fmt: skip
-        )
+        rows = meter_rows(
+            kw.get("transaction_data") or [], charge_point_id=self.id, evse_id=evse_id,
+            connector_id=conn_id, transaction_id=tx, received_at=self.now(),
+        )  # fmt: skip
+        stop_ts = parse_timestamp(timestamp)
+        reason = (await self.inventory()).why_not(evse_id, conn_id)
+        if reason is not None:  # the transaction of a connector never declared: flagged too
+            self.ctx.count("undeclared_connector")
+            stop = self.flag("transaction", stop_ts, evse_id, conn_id, reason,
+                             f"StopTransaction {tx}", meter_stop, tx)  # fmt: skip
+            ops = [stop, *self.flag_meter(rows, reason)]
+        else:
+            ops = [
+                store.tx_op(
+                    charge_point_id=self.id,
+                    transaction_id=tx,
+                    ocpp_version=self.ocpp_version,
+                    evse_id=ids[0] if ids else None,
+                    connector_id=ids[1] if ids else None,
+                    id_token=kw.get("id_tag"),
+                    stop_ts=stop_ts,
+                    meter_stop_wh=float(meter_stop),
+                    stop_reason=kw.get("reason") or "Local",
+                ),  # fmt: skip
+                *store.meter_ops(rows),
+            ]
         await self.persist(ops)
         if kw.get("id_tag"):
             return result16.StopTransaction(id_tag_info={"status": "Accepted"})
@@ -405,11 +621,16 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
             meter_value, charge_point_id=self.id, evse_id=evse_id, connector_id=conn_id,
             transaction_id=str(tx) if tx is not None else None, received_at=self.now(),
         )  # fmt: skip
-        await self.persist([*self.connector_ops(evse_id, conn_id), *store.meter_ops(rows)])
+        placed, reason = await self.place(evse_id, conn_id)
+        if reason is not None:
+            await self.persist(self.flag_meter(rows, reason))
+        else:
+            await self.persist([*placed, *store.meter_ops(rows)])
         return result16.MeterValues()
 
     @on(Action16.data_transfer, skip_schema_validation=True)
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> result16.DataTransfer:
+        await self.persist(self.message_ops("DataTransfer", {"vendor_id": vendor_id, **kw}))
         return result16.DataTransfer(status="UnknownVendorId")
 
     @on(Action16.firmware_status_notification, skip_schema_validation=True)
@@ -425,9 +646,6 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
     ) -> result16.DiagnosticsStatusNotification:
         await self.persist([self.event_op(self.now(), "diagnostics_status", {"status": status})])
         return result16.DiagnosticsStatusNotification()
-
-
-_CONTEXT_BY_EVENT = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}
 
 
 class ChargePoint201(CollectorMixin, ChargePoint201Base):
@@ -457,7 +675,7 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
 
     @on(Action201.heartbeat, skip_schema_validation=True)
     async def on_heartbeat(self, **kw: Any) -> result201.Heartbeat:
-        await self.ctx.writer.write_nowait([self.event_op(self.now(), "heartbeat")])
+        self.write_later([self.event_op(self.now(), "heartbeat")])
         return result201.Heartbeat(current_time=format_timestamp(self.now()))
 
     @on(Action201.status_notification, skip_schema_validation=True)
@@ -469,16 +687,17 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
             ts, self.id, evse_id, connector_id, connector_status, "NoError", None, None, None,
             self.ocpp_version, self.now(),
         )  # fmt: skip
-        await self.persist(
-            [
-                *self.connector_ops(evse_id, connector_id),
-                store.status_op(row),
-            ]
-        )
+        placed, reason = await self.place(evse_id, connector_id)
+        if reason is not None:
+            flagged = self.flag("status_event", ts, evse_id, connector_id, reason, connector_status)
+            await self.persist([flagged])
+        else:
+            await self.persist([*placed, store.status_op(row)])
         return result201.StatusNotification()
 
     @on(Action201.authorize, skip_schema_validation=True)
     async def on_authorize(self, id_token: dict, **kw: Any) -> result201.Authorize:
+        await self.persist(self.message_ops("Authorize", {"id_token": id_token, **kw}))
         return result201.Authorize(id_token_info={"status": "Accepted"})
 
     @on(Action201.transaction_event, skip_schema_validation=True)
@@ -493,19 +712,48 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
     ) -> result201.TransactionEvent:
         ts = parse_timestamp(timestamp)
         tx = transaction_info["transaction_id"]
+        content = messages.digest(
+            {"event_type": event_type, "timestamp": timestamp, "trigger_reason": trigger_reason,
+             "seq_no": seq_no, "transaction_info": transaction_info, **kw}
+        )  # fmt: skip
+        digests = await self.seq_digests(tx)
+        first = digests.get(seq_no)
         evse = kw.get("evse")
         if evse is not None:
-            ids: tuple[int, int] | None = (evse["id"], evse.get("connector_id", 1))
-            self._tx_connectors[tx] = ids
+            connector = evse.get("connector_id")
+            if connector is None:
+                connector = (await self.inventory()).connector_of(evse["id"])
+            ids: tuple[int, int] | None = (evse["id"], connector)
+            if first is None:
+                self._tx_connectors[tx] = ids
         else:
             ids = await self.tx_connector(tx)
         evse_id, conn_id = ids if ids is not None else (0, 0)
         offline = bool(kw.get("offline", False))
+        # a value without context is Sample.Periodic (the spec's default), even in Started/Ended
         rows = meter_rows(
             kw.get("meter_value") or [], charge_point_id=self.id, evse_id=evse_id,
             connector_id=conn_id, transaction_id=tx, received_at=self.now(),
-            default_context=_CONTEXT_BY_EVENT.get(event_type, "Sample.Periodic"),
         )  # fmt: skip
+        answer = (
+            result201.TransactionEvent(id_token_info={"status": "Accepted"})
+            if kw.get("id_token")
+            else result201.TransactionEvent()
+        )
+        what = f"seqNo {seq_no} {event_type}"
+        if first is not None and first != content:  # the first is kept; a retry is silent
+            self.ctx.count("conflicting_seq_no")
+            log.warning("%s: transaction %s %s with other content; quarantined", self.id, tx, what)
+            reason = f"seqNo {seq_no} of transaction {tx} already stored with different content"
+            await self.persist([self.flag("transaction_event", ts, evse_id, conn_id, reason, what,
+                                          trigger_reason, tx)])  # fmt: skip
+            return answer
+        placed, reason = await self.place(*ids) if ids else ([], None)
+        if reason is not None:
+            flagged = self.flag("transaction_event", ts, evse_id, conn_id, reason, what,
+                                trigger_reason, tx)  # fmt: skip
+            await self.persist([flagged, *self.flag_meter(rows, reason)])
+            return answer
         id_token = kw.get("id_token") or {}
         tx_values: dict[str, Any] = dict(
             charge_point_id=self.id, transaction_id=tx, ocpp_version=self.ocpp_version,
@@ -518,10 +766,10 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
         )  # fmt: skip
         if event_type == "Started":
             tx_values["start_ts"] = ts
-            tx_values["meter_start_wh"] = register_wh(rows, "Transaction.Begin")
+            tx_values["meter_start_wh"] = register_wh(rows, "Transaction.Begin", fallback="first")
         elif event_type == "Ended":
             tx_values["stop_ts"] = ts
-            tx_values["meter_stop_wh"] = register_wh(rows, "Transaction.End")
+            tx_values["meter_stop_wh"] = register_wh(rows, "Transaction.End", fallback="last")
             tx_values["stop_reason"] = transaction_info.get("stopped_reason") or "Local"
         event_row = (
             ts, self.id, tx, seq_no, event_type, trigger_reason,
@@ -529,27 +777,59 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
             ids[1] if ids else None, offline, self.now(),
         )  # fmt: skip
         ops = [
-            *(self.connector_ops(*ids) if ids else []),
+            *placed,
             store.tx_op(**tx_values),
             Op("transaction_event", event_row, ts),
             *store.meter_ops(rows),
         ]
+        if first is None:
+            ops.append(Op("transaction_event_digest", (self.id, tx, seq_no, content)))
         await self.persist(ops)
-        if id_token:
-            return result201.TransactionEvent(id_token_info={"status": "Accepted"})
-        return result201.TransactionEvent()
+        digests[seq_no] = content
+        if event_type == "Ended":  # a retry after this reads the digests again
+            self._seq_digests.pop(tx, None)
+        return answer
 
     @on(Action201.meter_values, skip_schema_validation=True)
     async def on_meter_values(
         self, evse_id: int, meter_value: list[dict], **kw: Any
     ) -> result201.MeterValues:
-        conn_id = 0 if evse_id == 0 else 1
+        conn_id = (await self.inventory()).connector_of(evse_id)  # the EVSE's known connector
         rows = meter_rows(
             meter_value, charge_point_id=self.id, evse_id=evse_id, connector_id=conn_id,
             transaction_id=None, received_at=self.now(),
         )  # fmt: skip
-        await self.persist([*self.connector_ops(evse_id, conn_id), *store.meter_ops(rows)])
+        placed, reason = await self.place(evse_id, conn_id)
+        if reason is not None:
+            await self.persist(self.flag_meter(rows, reason))
+        else:
+            await self.persist([*placed, *store.meter_ops(rows)])
         return result201.MeterValues()
+
+    @on(Action201.notify_report, skip_schema_validation=True)
+    async def on_notify_report(
+        self, request_id: int, generated_at: str, seq_no: int, **kw: Any
+    ) -> result201.NotifyReport:
+        """The charger's device model: its variables to `charger_variable`, and the EVSEs and
+        connectors they are located at declared (`ingest.inventory`)."""
+        report = read_report(
+            self.id, kw.get("report_data") or [], parse_timestamp(generated_at), self.now()
+        )
+        evses = report.evses | {e for e, _ in report.connectors}
+        payload = {"request_id": request_id, "generated_at": generated_at, "seq_no": seq_no, **kw}
+        ops = [
+            *self.message_ops("NotifyReport", payload),
+            *(Op("evse_declared", (self.id, e, "NotifyReport")) for e in sorted(evses)),
+            *(
+                Op("connector_declared", (self.id, e, c, kind, "NotifyReport"))
+                for (e, c), kind in sorted(report.connectors.items())
+            ),
+            *(Op("charger_variable", row) for row in report.variables),
+        ]
+        await self.persist(ops)
+        (await self.inventory()).declare(evses, report.connectors)
+        self._known_connectors |= set(report.connectors)
+        return result201.NotifyReport()
 
     @on(Action201.notify_event, skip_schema_validation=True)
     async def on_notify_event(
@@ -576,6 +856,7 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
 
     @on(Action201.data_transfer, skip_schema_validation=True)
     async def on_data_transfer(self, vendor_id: str, **kw: Any) -> result201.DataTransfer:
+        await self.persist(self.message_ops("DataTransfer", {"vendor_id": vendor_id, **kw}))
         return result201.DataTransfer(status="UnknownVendorId")
 
     @on(Action201.firmware_status_notification, skip_schema_validation=True)
@@ -584,3 +865,61 @@ class ChargePoint201(CollectorMixin, ChargePoint201Base):
     ) -> result201.FirmwareStatusNotification:
         await self.persist([self.event_op(self.now(), "firmware_status", {"status": status})])
         return result201.FirmwareStatusNotification()
+
+
+def _stored(action: str, answer: Callable[[], Any]) -> Callable[..., Any]:
+    """The handler of a charger message the collector only stores (`message_ops`) and answers
+    with `answer()`. The library routes by method name, so the name is the attribute's."""
+
+    async def handler(self: CollectorMixin, **kw: Any) -> Any:
+        await self.persist(self.message_ops(action, kw))
+        return answer()
+
+    handler.__name__ = handler.__qualname__ = f"on_{_snake_key(action)}"
+    return on(action, skip_schema_validation=True)(handler)
+
+
+def _refused(reason: str) -> dict[str, str]:
+    return {"reason_code": "NotSupported", "additional_info": reason}
+
+
+_NO_CA = "this central system has no CA to sign certificates with"
+_NO_PKI = "this central system has no ISO 15118 certificate service"
+
+# Charger-initiated messages with no table of their own: stored, answered with what the spec
+# requires. Rejected/Failed where we cannot do what is asked (sign a CSR, provide a schedule).
+_STORED_16: dict[str, Callable[[], Any]] = {
+    "LogStatusNotification": result16.LogStatusNotification,
+    "SecurityEventNotification": result16.SecurityEventNotification,
+    "SignCertificate": lambda: result16.SignCertificate(status="Rejected"),
+    "SignedFirmwareStatusNotification": result16.SignedFirmwareStatusNotification,
+}
+_STORED_201: dict[str, Callable[[], Any]] = {
+    "ClearedChargingLimit": result201.ClearedChargingLimit,
+    "Get15118EVCertificate": lambda: result201.Get15118EVCertificate(
+        status="Failed", exi_response="", status_info=_refused(_NO_PKI)
+    ),
+    "GetCertificateStatus": lambda: result201.GetCertificateStatus(
+        status="Failed", status_info=_refused(_NO_PKI)
+    ),
+    "LogStatusNotification": result201.LogStatusNotification,
+    "NotifyChargingLimit": result201.NotifyChargingLimit,
+    "NotifyCustomerInformation": result201.NotifyCustomerInformation,
+    "NotifyDisplayMessages": result201.NotifyDisplayMessages,
+    # Accepted would promise a charging schedule; the collector sends none
+    "NotifyEVChargingNeeds": lambda: result201.NotifyEVChargingNeeds(
+        status="Rejected", status_info=_refused("no smart charging from this central system")
+    ),
+    "NotifyEVChargingSchedule": lambda: result201.NotifyEVChargingSchedule(status="Accepted"),
+    "NotifyMonitoringReport": result201.NotifyMonitoringReport,
+    "PublishFirmwareStatusNotification": result201.PublishFirmwareStatusNotification,
+    "ReportChargingProfiles": result201.ReportChargingProfiles,
+    "ReservationStatusUpdate": result201.ReservationStatusUpdate,
+    "SignCertificate": lambda: result201.SignCertificate(
+        status="Rejected", status_info=_refused(_NO_CA)
+    ),
+}
+for _cls, _answers in ((ChargePoint16, _STORED_16), (ChargePoint201, _STORED_201)):
+    for _action, _answer in _answers.items():
+        _handler = _stored(_action, _answer)
+        setattr(_cls, _handler.__name__, _handler)

@@ -26,6 +26,8 @@ UNITS: dict[str, tuple[str, float]] = {
     "kWh": ("Wh", 1000.0),
     "varh": ("varh", 1.0),
     "kvarh": ("varh", 1000.0),
+    "VAh": ("VAh", 1.0),
+    "kVAh": ("VAh", 1000.0),
     "W": ("W", 1.0),
     "kW": ("W", 1000.0),
     "VA": ("VA", 1.0),
@@ -53,9 +55,12 @@ UNITS: dict[str, tuple[str, float]] = {
     "": ("", 1.0),
 }
 
-# When a sampled value has no unit, OCPP says Wh. That is right for energy registers and wrong
-# for everything else (a current is not Wh), so the measurand's own unit is used for those.
+# When a sampled value has no unit, OCPP says Wh (1.6 for every measurand, 2.0.1's
+# UnitOfMeasureType too). That is right for active energy and nonsense for the rest (a current is
+# not Wh), so each measurand gets its own unit, in both versions. First matching prefix wins.
 _MEASURAND_UNIT = {
+    "Energy.Reactive": "varh",
+    "Energy.Apparent": "VAh",
     "Energy": "Wh",
     "Power.Active": "W",
     "Power.Offered": "W",
@@ -71,10 +76,11 @@ _MEASURAND_UNIT = {
 
 
 def default_unit(measurand: str) -> str:
+    """The unit of a value of `measurand` sent without one; "" for a measurand we do not know."""
     for prefix, unit in _MEASURAND_UNIT.items():
         if measurand.startswith(prefix):
             return unit
-    return "Wh"
+    return ""
 
 
 def to_base(value: float, unit: str, multiplier: int = 0) -> tuple[float, str]:
@@ -139,7 +145,7 @@ def meter_rows(
             raw = sv.get("value")
             uom = sv.get("unit_of_measure")
             if uom is not None:  # 2.0.1
-                raw_unit = uom.get("unit", "Wh")
+                raw_unit = uom.get("unit")  # absent: the measurand's unit, not always Wh
                 multiplier = int(uom.get("multiplier", 0))
             else:  # 1.6
                 raw_unit = sv.get("unit")
@@ -177,11 +183,19 @@ def meter_rows(
     return rows
 
 
-def register_wh(rows: list[MeterRow], context: str) -> float | None:
-    """The total (phase-less) import register in a given context, e.g. the Transaction.Begin one."""
-    for row in rows:
-        if row.measurand == DEFAULT_MEASURAND and row.context == context and row.phase == "":
-            return row.value if math.isfinite(row.value) else None
+def register_wh(rows: list[MeterRow], context: str, *, fallback: str | None = None) -> float | None:
+    """The total (phase-less) import register in a given context, e.g. the Transaction.Begin one.
+
+    With `fallback` "first" or "last", a list without one in that context gives its first or last
+    register whatever the context: a 2.0.1 Started/Ended event's values need not say
+    Transaction.Begin/End (a value without context is Sample.Periodic), and its register is
+    still the transaction's start/stop reading."""
+    registers = [r for r in rows if r.measurand == DEFAULT_MEASURAND and r.phase == ""]
+    chosen = [r for r in registers if r.context == context]
+    if not chosen and fallback is not None:
+        chosen = sorted(registers, key=lambda r: r.ts, reverse=fallback == "last")
+    for row in chosen:
+        return row.value if math.isfinite(row.value) else None
     return None
 
 

@@ -8,7 +8,9 @@ import psycopg
 
 from ingest.auth import hash_password
 
-CHARGE_POINT_ID = re.compile(r"^[A-Za-z0-9._:*+|@-]{1,48}$")
+# OCPP 2.0.1 identifierString, at most 48: the charging station identity of OCPP-J 2.0.1; 1.6J
+# leaves the characters open (percent-encoded in the path), so the same rule serves it
+CHARGE_POINT_ID = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}\Z")
 
 REGISTER_SQL = """
 INSERT INTO charge_point (charge_point_id, site_id, password_hash, auto_registered)
@@ -25,7 +27,8 @@ LOOKUP_SQL = "SELECT password_hash FROM charge_point WHERE charge_point_id = %s"
 def check_id(charge_point_id: str) -> str:
     if not CHARGE_POINT_ID.match(charge_point_id):
         raise ValueError(
-            f"invalid charge point id {charge_point_id!r}: 1-48 characters of A-Z a-z 0-9 . _ - : * + | @"
+            f"invalid charge point id {charge_point_id!r}: 1-48 characters of "
+            "A-Z a-z 0-9 * - _ = : + | @ . (OCPP identifierString)"
         )
     return charge_point_id
 

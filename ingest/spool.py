@@ -103,19 +103,38 @@ class Spool:
             self._current = None
 
     def read(self, segment: Path) -> Iterator[list[tuple[str, list[Any]]]]:
+        for _, request in self.read_numbered(segment):
+            yield request
+
+    def read_numbered(self, segment: Path) -> list[tuple[int, list[tuple[str, list[Any]]]]]:
+        """(line number, request) of each line. A torn last line (never fsynced, so never
+        acknowledged) is dropped; an unreadable line elsewhere is copied to `dead-letter/`
+        with the reason, so one bad line never holds up the rest."""
         with open(segment, "rb") as fh:
             data = fh.read()
         lines = data.split(b"\n")
+        out = []
         for i, line in enumerate(lines):
             if not line:
                 continue
             try:
-                yield decode(line)
-            except ValueError:
-                if i >= len(lines) - 2:  # a torn tail: never fsynced, never acknowledged
+                out.append((i, decode(line)))
+            except (ValueError, TypeError) as exc:
+                if i >= len(lines) - 2:
                     log.warning("dropping a torn last line in %s", segment.name)
-                    return
-                raise
+                    break
+                self.set_aside(segment, i, line, f"unreadable spool line: {exc}")
+        return out
+
+    def set_aside(self, segment: Path, line_no: int, line: bytes, reason: str) -> None:
+        folder = self.dir / "dead-letter"
+        folder.mkdir(exist_ok=True)
+        record = json.dumps({"segment": segment.stem, "line": line_no, "reason": reason})
+        with open(folder / f"{segment.stem}.jsonl", "ab") as fh:
+            fh.write(record.encode() + b"\n" + line + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.error("spool %s line %d set aside in %s: %s", segment.stem, line_no, folder, reason)
 
     def remove(self, segment: Path) -> None:
         size = segment.stat().st_size

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,8 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ingest import quarantine
+from ingest import inventory, messages, pgsafe, quarantine
+from ingest.clock import Clock, SystemClock
 from ingest.normalise import METER_COLUMNS, MeterRow
 from ingest.spool import Spool, SpoolFull, encode
 
@@ -123,6 +126,15 @@ KINDS: dict[str, Kind] = {
     "transaction": Kind("transaction", TX_COLUMNS, TX_SQL),
     "transaction_start_16": Kind("transaction", (), TX_START_16_SQL),
     "quarantine": Kind("quarantine", (), _insert("quarantine", quarantine.COLUMNS)),
+    # issue 16 (ingest/inventory.py, ingest/messages.py): declared inventory, reported variables,
+    # every other charger message, the first TransactionEvent digest per seqNo
+    "evse_declared": Kind("evse", (), inventory.EVSE_DECLARED_SQL),
+    "connector_declared": Kind("connector", (), inventory.CONNECTOR_DECLARED_SQL),
+    "charger_variable": Kind("charger_variable", (), inventory.VARIABLE_SQL),
+    "charger_message": Kind("charger_message", messages.COLUMNS, timeseries=True),
+    "transaction_event_digest": Kind(
+        "transaction_event_digest", (), _insert("transaction_event_digest", messages.DIGEST_COLUMNS)
+    ),
 }
 
 
@@ -194,7 +206,27 @@ def tx_op(**values: Any) -> Op:
 
 def is_connection_error(exc: BaseException) -> bool:
     """A failure of the database's reachability, as opposed to one of the data."""
+    if isinstance(exc, psycopg.errors.ProgramLimitExceeded | psycopg.errors.DataError):
+        return False
     return isinstance(exc, psycopg.OperationalError | OSError | asyncio.TimeoutError)
+
+
+# Time-series rows whose timestamp the charger chose; the audit log is stamped on arrival.
+_WINDOWED = frozenset({"meter_value", "status_event", "transaction_event", "connection_event"})
+
+_HAS_RECEIVED_AT = frozenset({"meter_value", "status_event", "transaction_event"})  # last column
+
+DEAD_LETTER_SQL = """INSERT INTO spool_dead_letter (segment_id, line_no, reason, request)
+                     VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"""
+
+
+def _sever(conn: psycopg.AsyncConnection) -> None:
+    """Shut the connection's socket, so a wait on a frozen path fails now instead of hanging
+    (an asyncio cancel would make psycopg wait up to 10 s more for a cancel request)."""
+    with contextlib.suppress(Exception):
+        fd = conn.pgconn.socket
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -210,6 +242,10 @@ class WriterStats:
     spooled_requests: int = 0
     replayed_segments: int = 0
     failed_requests: int = 0
+    dead_letters: int = 0
+    repaired_values: int = 0
+    quarantined_rows: int = 0
+    database_timeouts: int = 0
     last_commit_at: float | None = None
     rows_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -227,10 +263,18 @@ class Writer:
         max_batch_ops: int = 20000,
         queue_size: int = 5000,
         retry_seconds: float = 1.0,
+        db_timeout: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
         self.url = url
         self.max_batch_ops = max_batch_ops
         self.retry_seconds = retry_seconds
+        self.db_timeout = db_timeout
+        self.clock: Clock = clock or SystemClock()
+        self.problems: dict[str, str] = {}  # what makes /health say "degraded", and why
+        # run once (in a thread) before the first write after the database is reached: the
+        # migrations, when the collector started while the database was down
+        self.prepare: Callable[[], object] | None = None
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task | None = None
         self._conn: psycopg.AsyncConnection | None = None
@@ -239,10 +283,24 @@ class Writer:
         self.spool = Spool(spool_dir, spool_max_bytes) if spool_dir is not None else None
         self.online = False
         self._last_attempt = 0.0
+        self._last_progress = time.monotonic()
+        self._probe: asyncio.Task | None = None
         self.pool = AsyncConnectionPool(
-            url, min_size=1, max_size=4, open=False, timeout=5, kwargs={"connect_timeout": 3}
+            url, min_size=1, max_size=4, open=False, timeout=5, kwargs=self._connect_kwargs()
         )
         self.stats = WriterStats()
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        """libpq settings that turn a dead or black-holed TCP path into an error in seconds
+        (ignored on a Unix socket, where the kernel tells at once)."""
+        return {
+            "connect_timeout": max(2, round(self.db_timeout)),
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": int(self.db_timeout * 1000),
+        }
 
     async def start(self) -> None:
         """Start; a spool left by an earlier run is replayed before anything new is written."""
@@ -259,10 +317,17 @@ class Writer:
             self.online = False
         self._task = asyncio.create_task(self._run(), name="chargeops-writer")
 
-    async def close(self) -> None:
-        """Commit (or spool) what is queued, then stop."""
+    async def close(self, timeout: float = 30.0) -> None:
+        """Commit (or spool) what is queued, then stop; gives up waiting after `timeout`."""
         if self._task is not None:
-            await self._queue.join()
+            if not self._task.done():
+                try:
+                    await asyncio.wait_for(self._queue.join(), timeout)
+                except TimeoutError:
+                    log.error(
+                        "closing with %d requests still queued (not acknowledged)",
+                        self._queue.qsize(),
+                    )
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -280,10 +345,24 @@ class Writer:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def health_problems(self) -> list[str]:
+        """Why the writer is not healthy, for /health (empty when it is)."""
+        problems = list(self.problems.values())
+        if self._task is not None and self._task.done():
+            problems.append("the writer task has stopped")
+        stalled = time.monotonic() - self._last_progress
+        if self._queue.qsize() and stalled > 2 * self.db_timeout:
+            problems.append(
+                f"{self._queue.qsize()} requests queued and none stored for {stalled:.0f} s"
+            )
+        return problems
+
     async def write(self, ops: list[Op]) -> None:
-        """Return once `ops` are durable; raise if they could not be stored."""
+        """Return once `ops` are durable; raise if they could not be stored (`pgsafe.Unstorable`
+        before anything is queued)."""
         if not ops:
             return
+        ops = self.admit(ops)
         fut = asyncio.get_running_loop().create_future()
         await self._queue.put(_Request(ops, fut))
         await fut
@@ -291,32 +370,70 @@ class Writer:
     async def write_nowait(self, ops: list[Op]) -> None:
         """Queue `ops` without waiting (audit rows of outgoing frames, heartbeats)."""
         if ops:
+            try:
+                ops = self.admit(ops)
+            except pgsafe.Unstorable as exc:
+                log.warning("dropped %d unstorable rows: %s", len(ops), exc.description)
+                return
             await self._queue.put(_Request(ops, None))
+
+    def admit(self, ops: list[Op]) -> list[Op]:
+        """`ops` made storable: cleaned values (`pgsafe`), and a row stamped outside the sane
+        window around its arrival sent to `quarantine` instead of making a partition for it."""
+        now = self.clock.now()
+        out: list[Op] = []
+        for op in ops:
+            params, repaired = pgsafe.clean_params(op.kind, op.params)
+            if repaired:
+                self.stats.repaired_values += repaired
+                log.warning("%s: %d value(s) PostgreSQL would refuse, replaced", op.kind, repaired)
+            if op.kind in _WINDOWED and op.ts is not None:
+                received = params[-1] if op.kind in _HAS_RECEIVED_AT else now
+                reason = quarantine.why_timestamp(op.ts, received)
+                if reason is not None:
+                    self.stats.quarantined_rows += 1
+                    out.append(_quarantined(op.kind, params, op.ts, received, reason))
+                    continue
+            out.append(op if not repaired else Op(op.kind, params, op.ts))
+        return out
 
     # -- the writer task -------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
             try:
-                first = await asyncio.wait_for(self._queue.get(), timeout=self.retry_seconds)
-            except TimeoutError:
-                if self.spool:
-                    await self._try_replay()
-                continue
-            batch = [first]
-            n_ops = len(first.ops)
-            while n_ops < self.max_batch_ops and not self._queue.empty():
-                req = self._queue.get_nowait()
-                batch.append(req)
-                n_ops += len(req.ops)
-            try:
-                await self._store_batch(batch)
-            except Exception as exc:  # never let the writer task die
-                log.exception("writer batch failed")
-                for req in batch:
-                    self._fail(req, exc)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the writer task die, and never silently
+                log.exception("writer step failed; carrying on")
+                self.problems["writer"] = f"{type(exc).__name__}: {exc}"[:300]
+                await asyncio.sleep(self.retry_seconds)
+
+    async def _step(self) -> None:
+        try:
+            first = await asyncio.wait_for(self._queue.get(), timeout=self.retry_seconds)
+        except TimeoutError:
+            if self.spool:
+                await self._try_replay()
+            return
+        batch = [first]
+        n_ops = len(first.ops)
+        while n_ops < self.max_batch_ops and not self._queue.empty():
+            req = self._queue.get_nowait()
+            batch.append(req)
+            n_ops += len(req.ops)
+        try:
+            await self._store_batch(batch)
+        except Exception as exc:
+            log.exception("writer batch failed")
+            self.problems["writer"] = f"{type(exc).__name__}: {exc}"[:300]
+            for req in batch:
+                self._fail(req, exc)
+        else:
+            self.problems.pop("writer", None)
+        finally:
+            for _ in batch:
+                self._queue.task_done()
 
     async def _store_batch(self, batch: list[_Request]) -> None:
         if self.spool and not await self._try_replay():
@@ -335,19 +452,44 @@ class Writer:
             if len(batch) == 1:
                 self._fail(batch[0], exc)
                 return
-            for req in batch:  # one bad request must not take the others down
-                try:
-                    await self._commit(req.ops)
-                except Exception as one_exc:
-                    if is_connection_error(one_exc):
-                        self._went_offline(one_exc)
-                        await self._spool_batch([req])
-                    else:
-                        self._fail(req, one_exc)
-                else:
-                    self._succeed([req])
+            await self._commit_one_by_one(batch)
             return
         self._succeed(batch)
+
+    async def _commit_one_by_one(self, batch: list[_Request]) -> None:
+        """One bad request must not take the others down, nor cost them a commit each: one
+        transaction, a savepoint per request; the bad ones fail alone."""
+        failed: list[tuple[_Request, BaseException]] = []
+        good: list[_Request] = []
+        conn = None
+        try:
+            conn = await self._connection()
+            with self._deadline(conn):
+                await self._ensure_partitions(conn, [op for req in batch for op in req.ops])
+                async with conn.transaction():
+                    for req in batch:
+                        try:
+                            async with conn.transaction():
+                                await self._apply(conn, req.ops, again=True)
+                        except Exception as one_exc:
+                            self._staged = set()  # rolled back with the savepoint
+                            if is_connection_error(one_exc):
+                                raise
+                            failed.append((req, one_exc))
+                        else:
+                            good.append(req)
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            if conn is not None:
+                await self._close_quietly(conn)
+            self._went_offline(exc)
+            await self._spool_batch(batch)
+            return
+        for req, exc in failed:
+            self._fail(req, exc)
+        if good:
+            self._succeed(good)
 
     def _went_offline(self, exc: BaseException) -> None:
         if self.online:
@@ -372,20 +514,30 @@ class Writer:
                     await self._store_batch(batch)
                     return
         self.stats.spooled_requests += len(batch)
+        self._last_progress = time.monotonic()
         for req in batch:
             if req.done is not None and not req.done.done():
                 req.done.set_result(None)
 
     async def _try_connect(self) -> bool:
-        now = time.monotonic()
-        if now - self._last_attempt < self.retry_seconds:
+        """True once the database answers again. The attempt runs beside the writer, so a
+        database that accepts connections and then says nothing (a frozen path) costs the
+        chargers nothing: their requests go on to the spool meanwhile."""
+        probe = self._probe
+        if probe is None:
+            now = time.monotonic()
+            if now - self._last_attempt < self.retry_seconds:
+                return False
+            self._last_attempt = now
+            probe = self._probe = asyncio.create_task(self._connection(), name="db-probe")
+            await asyncio.wait({probe}, timeout=0.25)  # a healthy server answers within this
+        if not probe.done():
             return False
-        self._last_attempt = now
-        try:
-            await self._connection()
-        except Exception as exc:
+        self._probe = None
+        exc = probe.exception()
+        if exc is not None:
             if not is_connection_error(exc):
-                raise
+                raise exc
             return False
         if not self.online:
             log.info("database reachable again")
@@ -413,35 +565,123 @@ class Writer:
             log.info("replaying %d spool segment(s) from %s", len(segments), self.spool.dir)
         for segment in segments:
             seg_id = self.spool.segment_id(segment)
-            ops = [
-                Op(kind, params, _ts_of(kind, params))
-                for request in self.spool.read(segment)
-                for kind, params in request
+            requests = [
+                (line_no, [Op(kind, params, _ts_of(kind, params)) for kind, params in request])
+                for line_no, request in self.spool.read_numbered(segment)
             ]
-            conn = await self._connection()
-            await self._ensure_partitions(conn, ops)
+            ops = [op for _, req_ops in requests for op in req_ops]
             try:
+                await self._replay_segment(seg_id, ops, requests, one_by_one=False)
+            except Exception as exc:
+                if is_connection_error(exc):
+                    raise
+                # a request PostgreSQL refuses: set it aside, replay everything else
+                log.error("spool segment %s refused whole (%s); replaying it request by "
+                          "request", seg_id, str(exc).strip())  # fmt: skip
+                await self._replay_segment(seg_id, ops, requests, one_by_one=True)
+            self.problems.pop("replay", None)
+            self.spool.remove(segment)
+            self.stats.replayed_segments += 1
+            self.stats.last_commit_at = time.time()
+            log.info("replayed spool segment %s (%d rows)", seg_id, len(ops))
+
+    async def _replay_segment(
+        self,
+        seg_id: str,
+        ops: list[Op],
+        requests: list[tuple[int, list[Op]]],
+        *,
+        one_by_one: bool,
+    ) -> None:
+        """Apply one segment and mark it replayed, in one transaction; `one_by_one` gives each
+        request a savepoint and moves a refused one to `spool_dead_letter` with its reason."""
+        assert self.spool is not None
+        conn = await self._connection()
+        try:
+            with self._deadline(conn):
+                await self._ensure_partitions(conn, ops)
                 async with conn.transaction():
                     done = await (
                         await conn.execute(
                             "SELECT 1 FROM spool_replay WHERE segment_id = %s", (seg_id,)
                         )
                     ).fetchone()
-                    if done is None:
+                    if done is not None:
+                        return
+                    if not one_by_one:
                         await self._apply(conn, ops)
-                        await conn.execute(
-                            "INSERT INTO spool_replay (segment_id, operations) VALUES (%s, %s)",
-                            (seg_id, len(ops)),
-                        )
-            except psycopg.OperationalError:
-                await conn.close()
-                raise
-            self.spool.remove(segment)
-            self.stats.replayed_segments += 1
-            self.stats.last_commit_at = time.time()
-            log.info("replayed spool segment %s (%d rows)", seg_id, len(ops))
+                    else:
+                        for line_no, req_ops in requests:
+                            try:
+                                async with conn.transaction():
+                                    await self._apply(conn, req_ops, again=True)
+                            except Exception as exc:
+                                self._staged = set()  # rolled back with the savepoint
+                                if is_connection_error(exc):
+                                    raise
+                                await self._dead_letter(conn, seg_id, line_no, req_ops, exc)
+                    await conn.execute(
+                        "INSERT INTO spool_replay (segment_id, operations) VALUES (%s, %s)",
+                        (seg_id, len(ops)),
+                    )
+        except Exception as exc:
+            self._staged = set()  # temporary tables made in a rolled-back transaction are gone
+            if is_connection_error(exc):
+                await self._close_quietly(conn)
+            else:
+                self.problems["replay"] = f"segment {seg_id}: {exc}"[:300]
+            raise
+
+    async def _dead_letter(
+        self,
+        conn: psycopg.AsyncConnection,
+        seg_id: str,
+        line_no: int,
+        ops: list[Op],
+        exc: BaseException,
+    ) -> None:
+        reason = f"{type(exc).__name__}: {str(exc).strip()}"[:1000]
+        request = encode([(op.kind, list(op.params)) for op in ops]).decode("ascii").strip()
+        await conn.execute(DEAD_LETTER_SQL, (seg_id, line_no, reason, request))
+        self.stats.dead_letters += 1
+        self.problems["dead_letter"] = (
+            f"{self.stats.dead_letters} spooled request(s) set aside in spool_dead_letter; "
+            f"last: {reason}"
+        )[:300]
+        log.error("spool %s line %d set aside in spool_dead_letter: %s", seg_id, line_no, reason)
+
+    async def _close_quietly(self, conn: psycopg.AsyncConnection) -> None:
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+    @contextlib.contextmanager
+    def _deadline(self, conn: psycopg.AsyncConnection):
+        """Sever `conn` if the work inside takes longer than `db_timeout`: a frozen database
+        path becomes a connection error (and the spool path) in seconds."""
+
+        def expire() -> None:
+            self.stats.database_timeouts += 1
+            log.error("no answer from the database in %.1f s: treating it as unreachable",
+                      self.db_timeout)  # fmt: skip
+            _sever(conn)
+
+        handle = asyncio.get_running_loop().call_later(self.db_timeout, expire)
+        try:
+            yield
+        finally:
+            handle.cancel()
+
+    @contextlib.asynccontextmanager
+    async def lookup(self):
+        """A pooled connection for a lookup, severed if the database does not answer in time."""
+        if not self.online:
+            raise ConnectionError("database offline")
+        async with self.pool.connection(timeout=self.db_timeout) as conn:
+            with self._deadline(conn):
+                yield conn
 
     def _succeed(self, batch: list[_Request]) -> None:
+        self._last_progress = time.monotonic()
         self.stats.committed_batches += 1
         self.stats.last_commit_at = time.time()
         by_kind = self.stats.rows_by_kind
@@ -461,21 +701,34 @@ class Writer:
     # -- the database side -----------------------------------------------------------------------
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=3)
+            if self.prepare is not None:
+                await asyncio.to_thread(self.prepare)
+                self.prepare = None
+            self._conn = await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(self.url, **self._connect_kwargs()),
+                self.db_timeout + 1,
+            )
             self._staged = set()
         return self._conn
 
     async def _commit(self, ops: list[Op]) -> None:
         conn = await self._connection()
-        await self._ensure_partitions(conn, ops)
         try:
-            async with conn.transaction():
-                await self._apply(conn, ops)
-        except psycopg.OperationalError:
-            await conn.close()
+            with self._deadline(conn):
+                await self._ensure_partitions(conn, ops)
+                async with conn.transaction():
+                    await self._apply(conn, ops)
+        except Exception as exc:
+            self._staged = set()  # temporary tables made in a rolled-back transaction are gone
+            if is_connection_error(exc):
+                await self._close_quietly(conn)
             raise
 
-    async def _apply(self, conn: psycopg.AsyncConnection, ops: Iterable[Op]) -> None:
+    async def _apply(
+        self, conn: psycopg.AsyncConnection, ops: Iterable[Op], *, again: bool = False
+    ) -> None:
+        """Write `ops`; `again`: more `_apply` calls follow in the same transaction, so each
+        staging table is emptied after use (it is otherwise emptied at commit)."""
         groups: dict[str, list[Sequence[Any]]] = {}
         for op in ops:  # first-seen order: parents (charge point, evse) before children
             groups.setdefault(op.kind, []).append(op.params)
@@ -500,6 +753,8 @@ class Writer:
                 await cur.execute(
                     f"INSERT INTO {kind.table} ({cols}) SELECT {cols} FROM {stage}{conflict}"
                 )
+                if again:
+                    await cur.execute(f"DELETE FROM {stage}")
 
     async def _ensure_partitions(self, conn: psycopg.AsyncConnection, ops: list[Op]) -> None:
         wanted = {
@@ -521,6 +776,22 @@ class Writer:
         except psycopg.OperationalError:
             await conn.close()
             raise
+
+
+def _quarantined(
+    kind: str, params: Sequence[Any], ts: datetime, received_at: datetime, reason: str
+) -> Op:
+    return Op(
+        "quarantine",
+        quarantine.row(
+            received_at=received_at,
+            charge_point_id=str(params[1]),
+            kind=kind,
+            ts=ts,
+            what=str(params[2]) if len(params) > 2 else "",
+            reason=reason,
+        ),  # fmt: skip
+    )
 
 
 def _ts_of(kind: str, params: Sequence[Any]) -> datetime | None:

@@ -60,7 +60,9 @@ def validator(ocpp_version: str, action: str) -> Callable[[dict], object] | None
         return None
     schema = json.loads(path.read_text(encoding="utf-8-sig"))
 
-    return fastjsonschema.compile(schema, formats={"date-time": _date_time})
+    # use_default=False: the schemas' defaults (2.0.1 unit "Wh") must not be written into the
+    # payload, or a Current sent without a unit could not be told from one sent as Wh (issue 16)
+    return fastjsonschema.compile(schema, formats={"date-time": _date_time}, use_default=False)
 
 
 _RULE_CODES = {

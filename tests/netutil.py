@@ -29,12 +29,17 @@ def proxy_for(url: str) -> TcpProxy:
 
 class TcpProxy:
     """Forwards 127.0.0.1:port to a target; `cut()` drops every connection and refuses new ones
-    (the database "goes away" for whoever connects through it), `restore()` heals it."""
+    (the database "goes away" for whoever connects through it), `restore()` heals it;
+    `freeze()` black-holes the path (connections stay open, bytes stop moving, new connections
+    are accepted and hang: a frozen network path with no RST), `thaw()` lets them flow again;
+    `slow(seconds)` delays every chunk each way."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.blocked = False
+        self.delay = 0.0
         self._loop = asyncio.new_event_loop()
+        self._flowing: asyncio.Event | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -46,6 +51,8 @@ class TcpProxy:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server = self._loop.run_until_complete(
             asyncio.start_server(self._handle, "127.0.0.1", self.port)
         )
@@ -55,6 +62,10 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
+                assert self._flowing is not None
+                await self._flowing.wait()
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()
         with contextlib.suppress(Exception):
@@ -64,6 +75,8 @@ class TcpProxy:
         if self.blocked:
             writer.close()
             return
+        assert self._flowing is not None
+        await self._flowing.wait()
         try:
             if self.target[0].startswith("/"):  # a unix-socket PostgreSQL (the embedded one)
                 path = f"{self.target[0]}/.s.PGSQL.{self.target[1]}"
@@ -88,6 +101,17 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._loop.call_soon_threadsafe(setattr, self, "blocked", False)
+
+    def freeze(self) -> None:
+        assert self._flowing is not None
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def thaw(self) -> None:
+        assert self._flowing is not None
+        self._loop.call_soon_threadsafe(self._flowing.set)
+
+    def slow(self, seconds: float) -> None:
+        self._loop.call_soon_threadsafe(setattr, self, "delay", seconds)
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._server.close)

@@ -58,6 +58,61 @@ def test_defaults_per_measurand():
     )
 
 
+@pytest.mark.parametrize(
+    ("measurand", "unit"),
+    [
+        ("Energy.Active.Import.Register", "Wh"),
+        ("Energy.Active.Export.Interval", "Wh"),
+        ("Energy.Reactive.Import.Register", "varh"),
+        ("Energy.Apparent.Net", "VAh"),
+        ("Power.Active.Import", "W"),
+        ("Power.Offered", "W"),
+        ("Power.Reactive.Export", "var"),
+        ("Power.Factor", ""),
+        ("Current.Offered", "A"),
+        ("Voltage", "V"),
+        ("Frequency", "Hz"),
+        ("SoC", "Percent"),
+        ("Temperature", "Celsius"),
+        ("RPM", "RPM"),
+    ],
+)
+def test_default_unit_is_the_measurands_own(measurand, unit):
+    """Issue 16 row 18: Wh is the default only for energy, in both versions."""
+    assert default_unit(measurand) == unit
+
+
+def test_v201_unit_of_measure_without_unit_uses_the_measurands_unit():
+    out = rows(
+        [
+            {"value": 16000, "measurand": "Current.Import", "unit_of_measure": {"multiplier": -3}},
+            {"value": 7, "measurand": "Power.Active.Import", "unit_of_measure": {"multiplier": 3}},
+            {"value": 4, "measurand": "Current.Import"},  # 1.6: no unit either
+        ]
+    )
+    assert [(r.value, r.unit, r.raw_unit) for r in out] == [
+        (16.0, "A", None),
+        (7000.0, "W", None),
+        (4.0, "A", None),
+    ]
+
+
+def test_register_at_a_transaction_event_whatever_its_context():
+    """Row 19a: a Started/Ended event's register is its start/stop reading even when it is sent
+    without context (stored as Sample.Periodic, the spec's default)."""
+    out = meter_rows(
+        [
+            {"timestamp": "2025-01-01T00:05:00Z", "sampled_value": [{"value": 7.0}]},
+            {"timestamp": "2025-01-01T00:00:00Z", "sampled_value": [{"value": 5.0}]},
+        ],
+        charge_point_id="CP", evse_id=1, connector_id=1, transaction_id="T", received_at=NOW,
+    )  # fmt: skip
+    assert {r.context for r in out} == {"Sample.Periodic"}
+    assert register_wh(out, "Transaction.Begin") is None
+    assert register_wh(out, "Transaction.Begin", fallback="first") == 5.0
+    assert register_wh(out, "Transaction.End", fallback="last") == 7.0
+
+
 def test_identity_includes_phase_and_context():
     out = rows(
         [
