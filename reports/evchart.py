@@ -9,6 +9,12 @@ network_provider = ``CHARGEOPS_NETWORK_PROVIDER`` (default ``chargeops``). sessi
 transaction id (unique per charger, so (station, port, session_id) is unique); an imported
 session's longer id becomes ``s-`` + 34 hex digits of its SHA-256.
 
+CSV injection: an id is what a charger or an import chose (OCPP allows `=`, `+`, `-`, `@`), so
+text fields (station, port, charger, session ids, reasons, notes) are written through
+`reports.csvsafe`: a cell starting with = + - @ tab or CR gets a leading `'`, text cells are
+quoted. Validation runs on the cells as written, and `fit_id` counts the `'`, so a neutralised id
+still fits 36 characters (or is shortened as any long id is).
+
 Module 3 (uptime): three rows per port per quarter, one per month, each the trailing 12 months
 ending at that month's end (UTC): ``uptime_reporting_start`` = the first instant of the window,
 ``uptime_reporting_end`` = its last second (``...T23:59:59Z``). 23 CFR 680.116(b):
@@ -51,6 +57,7 @@ import polars as pl
 
 from chargeops.frames import read_table
 from chargeops.periods import quarter_key, quarter_label
+from reports import csvsafe
 from reports import evchart_rules as R
 from reports.files import period_dir, write_manifest, write_text
 
@@ -95,9 +102,10 @@ PAYMENT_BY_TOKEN_TYPE = {
 
 # -- small formatting helpers ---------------------------------------------------------------------
 def fit_id(plain: str, prefix: str) -> str:
-    """`plain` if it fits EV-ChART's 36 characters, else `prefix` + a SHA-256 prefix of it:
-    stable, so a re-run or the next quarter names the same port or session the same way."""
-    if len(plain) <= 36:
+    """`plain` if it fits EV-ChART's 36 characters as written (a formula-like id gets the `'` of
+    `reports.csvsafe`), else `prefix` + a SHA-256 prefix of it: stable, so a re-run or the next
+    quarter names the same port or session the same way."""
+    if len(csvsafe.neutralise(plain)) <= 36:
         return plain
     return prefix + hashlib.sha256(plain.encode()).hexdigest()[: 36 - len(prefix)]
 
@@ -514,12 +522,19 @@ def validate_file(module: R.Module, path: Path) -> list[Violation]:
 
 
 # -- writing --------------------------------------------------------------------------------------
-def render(df: pl.DataFrame) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator=R.LINE_END)
-    writer.writerow(df.columns)
-    writer.writerows(df.iter_rows())
-    return buf.getvalue()
+def text_columns(module: R.Module) -> tuple[str, ...]:
+    """The module's string fields (ids, reasons, notes): the cells `reports.csvsafe` guards."""
+    return tuple(n for n in module.header if n in R.COMMON or module.field(n).datatype == "string")
+
+
+def safe(module: R.Module, df: pl.DataFrame) -> pl.DataFrame:
+    """The frame as it is written: formula-like text cells prefixed with `'` (OWASP)."""
+    return csvsafe.neutralise_frame(df, [c for c in text_columns(module) if c in df.columns])
+
+
+def render(df: pl.DataFrame, module: R.Module) -> str:
+    """CSV text, LF line ends; the module's text cells neutralised and quoted."""
+    return csvsafe.rows_csv(df.columns, df.iter_rows(), text_columns(module), R.LINE_END)
 
 
 @dataclass
@@ -537,7 +552,9 @@ def write_quarter(
     quarter: str,
     operational: dict[str, date] | None = None,
 ) -> Written:
-    """Validate every module frame, then (only if all pass) write them and the manifest."""
+    """Validate every module frame as it will be written (text cells neutralised against CSV
+    injection, `reports.csvsafe`), then (only if all pass) write them and the manifest."""
+    frames = {n: safe(R.MODULES[n], df) for n, df in frames.items()}
     violations = []
     for number, df in sorted(frames.items()):
         module = R.MODULES[number]
@@ -548,7 +565,7 @@ def write_quarter(
     out = Written(folder)
     for number, df in sorted(frames.items()):
         path = folder / R.MODULES[number].file_name(quarter)
-        write_text(path, render(df), bom=True)
+        write_text(path, render(df, R.MODULES[number]), bom=True)
         out.files[number], out.rows[number] = path, df.height
     out.manifest = write_manifest(folder)
     return out

@@ -33,6 +33,7 @@ import polars as pl
 
 from chargeops.completeness import gaps
 from chargeops.frames import read_table
+from reports.csvsafe import frame_csv
 from reports.files import incomplete_note, period_dir, write_manifest, write_text
 
 UK_TARGET_PCT = 99.0
@@ -201,7 +202,7 @@ def summary(report: UkReliability, year: int) -> dict:
 
 def write(report: UkReliability, folder: Path, year: int) -> list[Path]:
     csv = folder / f"uk_reliability_{year}.csv"
-    write_text(csv, report.per_cp.with_columns(pl.col(pl.Float64).round(4)).write_csv())
+    write_text(csv, frame_csv(report.per_cp.with_columns(pl.col(pl.Float64).round(4))))
     js = folder / f"uk_reliability_{year}_summary.json"
     write_text(js, json.dumps(summary(report, year), indent=2, default=str) + "\n")
     return [csv, js]

@@ -403,7 +403,7 @@ def test_config_tolerance_in_a_run(clean, database_url, tmp_path):
     assert read_lines(db, D)["CP1:t"]["category"] == "amount_mismatch"
     # only the mismatch: header + 1 line
     text = (tmp_path / D.isoformat() / EXCEPTIONS_CSV).read_text().splitlines()
-    assert len(text) == 2 and text[1].startswith(f'{D},amount_mismatch,"captured 10.03 EUR,')
+    assert len(text) == 2 and text[1].startswith(f'"{D}","amount_mismatch","captured 10.03 EUR,')
 
 
 def test_checks_fail_on_crafted_bad_rows(clean, database_url, tmp_path):

@@ -5,7 +5,10 @@ treats it like sessions collected over OCPP.
 Formats: `chargepoint` (ChargePoint-style session CSV, e.g. the City of Palo Alto's open data),
 `acn` (Caltech ACN-Data session JSON), `ocpi` (OCPI 2.2.1 CDRs, JSON lines). A file is imported
 in one database transaction: with `--strict` a single malformed row means nothing is imported;
-otherwise malformed rows are reported with their line numbers and the others are imported.
+otherwise malformed rows are reported with their line numbers and the others are imported. A row
+longer than 7 days (CHARGEOPS_IMPORT_MAX_SESSION_DAYS) or with energy that is not finite or more
+than any connector delivers in its span is malformed. ChargePoint CSV and OCPI files are read and written in batches
+of CHARGEOPS_IMPORT_BATCH_ROWS rows (default 10,000), so memory does not grow with the file.
 Re-importing a file adds nothing. `--dry-run` does the same work and rolls it back.
 """
 
@@ -26,6 +29,21 @@ SHOW_ERRORS = 20
 # pipelines.partitions reads the same variable; ingest may not import pipelines (DESIGN.md)
 
 
+def _chargepoint_batches():
+    from ingest.importers.chargepoint_csv import parse_batches
+
+    return parse_batches
+
+
+def _ocpi_batches():
+    from ingest.importers.ocpi import parse_batches
+
+    return parse_batches
+
+
+STREAMED = {"chargepoint": _chargepoint_batches, "ocpi": _ocpi_batches}
+
+
 def parser_for(fmt: str) -> Callable[[Path], Parsed]:
     if fmt == "chargepoint":
         from ingest.importers.chargepoint_csv import parse
@@ -38,11 +56,19 @@ def parser_for(fmt: str) -> Callable[[Path], Parsed]:
     return parse
 
 
-def parse_file(fmt: str, path: Path) -> Parsed:
-    """Parse without touching the database; a ConfigError for a missing or unreadable file."""
+def parse_file(fmt: str, path: Path, *, streamed: bool = False) -> Parsed:
+    """Parse without touching the database; a ConfigError for a missing or unreadable file.
+
+    `streamed`: a format that can be read in batches (`chargepoint`, `ocpi`) returns
+    `Parsed.batches` instead of all sessions in memory (see `common.stream`); ACN-Data (one JSON
+    document) is read whole."""
     parse = parser_for(fmt)
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
+    if streamed and fmt in STREAMED:
+        from ingest.importers.common import stream
+
+        return stream(STREAMED[fmt](), path)
     return parse(path)
 
 
@@ -67,7 +93,7 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     out, err = Console(), Console(stderr=True)
     with err.status(f"reading {path.name}"):
-        parsed = parse_file(args.format, path)
+        parsed = parse_file(args.format, path, streamed=True)
         sha = sha256_of(path)
     refused = bool(args.strict and parsed.errors)
     result = None

@@ -7,15 +7,16 @@ The abbreviation is the offset (PDT = UTC-7, PST = UTC-8, ...), which is what ma
 hour at a fall-back unambiguous; the abbreviation's zone (PDT/PST -> America/Los_Angeles) becomes
 the site's time zone. `Charging Time` marks where charging ended within the plug-in.
 
-Python's csv module splits the records (so a row's physical line number is exact even with a
-quoted newline, and a row with the wrong number of fields is reported, not silently padded);
-polars does every typed parse and check.
+Python's csv module splits the records as the file streams (so a row's physical line number is
+exact even with a quoted newline, and a row with the wrong number of fields is reported, not
+silently padded), `batch_rows` records at a time; polars does every typed parse and check on each
+batch (`parse_batches`, driven by `common.stream`), so memory follows the batch, not the file.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -23,13 +24,15 @@ import polars as pl
 from chargeops.settings import ConfigError
 from ingest.importers.common import (
     TS,
+    Batch,
     Parsed,
     RowError,
-    finish,
+    empty_sessions,
     first_error,
+    open_text,
     quoted,
-    read_text,
     slug,
+    stream,
     wh,
 )
 
@@ -54,8 +57,7 @@ OPTIONAL = (
 DATE_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
 
 
-def _records(text: str) -> tuple[list[str], list[tuple[int, list[str]]], list[RowError]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _header(reader) -> list[str]:
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -64,26 +66,44 @@ def _records(text: str) -> tuple[list[str], list[tuple[int, list[str]]], list[Ro
     if missing or ("Station Name" not in header and "MAC Address" not in header):
         need = missing or ["Station Name or MAC Address"]
         raise ConfigError(f"not a ChargePoint session export: no column {', '.join(need)}")
-    rows: list[tuple[int, list[str]]] = []
-    errors: list[RowError] = []
-    line = reader.line_num + 1
-    try:
-        for fields in reader:
-            if any(f.strip() for f in fields):
-                if len(fields) != len(header):
-                    errors.append(
-                        RowError(
-                            line,
-                            "wrong number of fields",
-                            f"{len(fields)} fields, the header has {len(header)}",
-                        )
-                    )
-                else:
-                    rows.append((line, fields))
+    return header
+
+
+def _records(
+    path: Path, batch_rows: int
+) -> Iterator[tuple[list[str], list[tuple[int, list[str]]], list[RowError]]]:
+    """The header and the records, `batch_rows` at a time, read from the file as it streams."""
+    with open_text(path) as f:
+        reader = csv.reader(f)
+        try:
+            header = _header(reader)
+            rows: list[tuple[int, list[str]]] = []
+            errors: list[RowError] = []
             line = reader.line_num + 1
-    except csv.Error as e:
-        raise ConfigError(f"line {reader.line_num}: unreadable CSV: {e}") from None
-    return header, rows, errors
+            for fields in reader:
+                if any(f.strip() for f in fields):
+                    if len(fields) != len(header):
+                        errors.append(
+                            RowError(
+                                line,
+                                "wrong number of fields",
+                                f"{len(fields)} fields, the header has {len(header)}",
+                            )
+                        )
+                    else:
+                        rows.append((line, fields))
+                    if len(rows) + len(errors) >= batch_rows:
+                        yield header, rows, errors
+                        rows, errors = [], []
+                line = reader.line_num + 1
+        except csv.Error as e:
+            raise ConfigError(f"line {reader.line_num}: unreadable CSV: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"{path}: not UTF-8 text ({e.reason} near line {reader.line_num + 1})"
+            ) from None
+        if rows or errors:
+            yield header, rows, errors
 
 
 def _local(col: str) -> pl.Expr:
@@ -111,9 +131,20 @@ def _seconds(col: str) -> pl.Expr:
 
 
 def parse(path: Path) -> Parsed:
-    """Sessions of a ChargePoint export (see the module docstring)."""
-    text = read_text(path)
-    header, rows, errors = _records(text)
+    """Sessions of a ChargePoint export (see the module docstring), in one frame."""
+    streamed = stream(parse_batches, path)
+    frames = list(streamed.frames())
+    sessions = pl.concat(frames) if frames else empty_sessions()
+    return Parsed(sessions, streamed.errors, streamed.rows_read, streamed.duplicates)
+
+
+def parse_batches(path: Path, batch_rows: int) -> Iterator[Batch]:
+    """The file's sessions before `finish`, `batch_rows` records at a time (for `stream`)."""
+    for header, rows, errors in _records(path, batch_rows):
+        yield _batch(header, rows, errors)
+
+
+def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[RowError]) -> Batch:
     rows_read = len(rows) + len(errors)
     cols = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
     idx = [header.index(c) for c in cols]
@@ -229,4 +260,4 @@ def parse(path: Path) -> Parsed:
         ),
         knot_wh=pl.concat_list(wh(pl.col("energy_kwh"))),
     )
-    return finish(sessions, errors, rows_read)
+    return sessions, errors, rows_read

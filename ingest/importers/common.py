@@ -14,15 +14,18 @@ more than 30 minutes as offline.
 
 from __future__ import annotations
 
+import os
 import re
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import polars as pl
 
+from chargeops.plausibility import step_limit_wh
 from chargeops.settings import ConfigError
 from ingest.normalise import DEFAULT_MEASURAND
 from ingest.registry import CHARGE_POINT_ID
@@ -58,6 +61,11 @@ STATUS = {
     "status": pl.String, "error_code": pl.String, "ocpp_version": pl.String, "received_at": TS,
 }  # fmt: skip
 
+MAX_SESSION_ENV = "CHARGEOPS_IMPORT_MAX_SESSION_DAYS"
+MAX_SESSION_DAYS = 7.0  # a longer row is rejected ("session too long")
+BATCH_ROWS_ENV = "CHARGEOPS_IMPORT_BATCH_ROWS"
+BATCH_ROWS = 10_000  # a batch's meter rows (15-minute samples) stay in the tens of MB
+
 KEY = ["charge_point_id", "evse_id", "connector_id"]
 TXK = ["charge_point_id", "transaction_id"]
 
@@ -80,6 +88,16 @@ class Parsed:
     errors: list[RowError] = field(default_factory=list)
     rows_read: int = 0
     duplicates: int = 0  # rows whose session id came earlier in the same file
+    # streamed files (`stream`): the valid sessions batch by batch; `sessions` then holds only
+    # their key columns
+    batches: Callable[[], Iterator[pl.DataFrame]] | None = None
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The valid sessions (SESSIONS schema), in one frame or batch by batch."""
+        if self.batches is not None:
+            yield from self.batches()
+        elif self.sessions.height:
+            yield self.sessions
 
 
 # IANA zone names a file may give (sites' time zones); anything else is a malformed row
@@ -93,6 +111,12 @@ def read_text(path: Path) -> str:
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def open_text(path: Path) -> TextIO:
+    """The file as a text stream for csv (a UTF-8 BOM dropped); the caller turns a
+    UnicodeDecodeError into a ConfigError naming the line, as `read_text` names the byte."""
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (the caller's `with`)
 
 
 def wh(kwh: pl.Expr) -> pl.Expr:
@@ -137,20 +161,57 @@ def quoted(col: str) -> pl.Expr:
     return pl.format("{} '{}'", pl.lit(col), pl.col(col).fill_null(""))
 
 
-def finish(df: pl.DataFrame, errors: list[RowError], rows_read: int) -> Parsed:
-    """Common last checks and the SESSIONS shape: charge point ids, end before start, knots
-    kept only where they lie inside the session, in-file duplicates, overlaps on a connector."""
-    df = df.with_columns(
+def max_session() -> timedelta:
+    """The longest session an import accepts (`CHARGEOPS_IMPORT_MAX_SESSION_DAYS`, default 7)."""
+    raw = os.environ.get(MAX_SESSION_ENV, "").strip()
+    try:
+        days = float(raw) if raw else MAX_SESSION_DAYS
+    except ValueError:
+        raise ConfigError(f"{MAX_SESSION_ENV}={raw!r} is not a number of days") from None
+    if not days > 0:
+        raise ConfigError(f"{MAX_SESSION_ENV}={raw!r} must be more than 0 days")
+    return timedelta(days=days)
+
+
+def batch_rows() -> int:
+    """Rows a streamed import reads, checks and writes at a time (`CHARGEOPS_IMPORT_BATCH_ROWS`)."""
+    raw = os.environ.get(BATCH_ROWS_ENV, "").strip()
+    if not raw:
+        return BATCH_ROWS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{BATCH_ROWS_ENV}={raw!r} is not a positive whole number")
+    return int(raw)
+
+
+def energy_limit_wh(span: pl.Expr) -> pl.Expr:
+    """The most energy a connector of unknown rating can deliver over `span`."""
+    return step_limit_wh(span, pl.lit(None, dtype=pl.Float64))
+
+
+def _valid_id(charge_point_id: str) -> bool:
+    """The collector's own rule (`ingest.registry`, a Python pattern polars may not parse)."""
+    return CHARGE_POINT_ID.match(charge_point_id) is not None
+
+
+def _prepare(df: pl.DataFrame) -> pl.DataFrame:
+    return df.with_columns(
         pl.col("charge_point_id").str.strip_chars(),
         pl.col("evse_id").cast(pl.Int32),
         pl.col("connector_id").cast(pl.Int32),
     )
-    good, more = first_error(
-        df,
+
+
+def _row_checks(df: pl.DataFrame, longest: timedelta) -> tuple[pl.DataFrame, list[RowError]]:
+    """Checks that need only the row: charge point id, end before start, a span longer than
+    `longest` (a 20-year row would become 700,000 clock samples), energy that is not finite or
+    more than any connector could deliver in the span (`inf`, 1e300 kWh)."""
+    span = pl.col("stop_ts") - pl.col("start_ts")
+    return first_error(
+        _prepare(df),
         [
             (
                 "bad charge point id",
-                ~pl.col("charge_point_id").str.contains(CHARGE_POINT_ID.pattern),
+                ~pl.col("charge_point_id").map_elements(_valid_id, return_dtype=pl.Boolean),
                 quoted("charge_point_id"),
             ),
             (
@@ -162,39 +223,121 @@ def finish(df: pl.DataFrame, errors: list[RowError], rows_read: int) -> Parsed:
                     pl.col("stop_ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 ),
             ),
-        ],
-    )
-    errors = sorted([*errors, *more], key=lambda e: e.line)
-    # in-file duplicates: the first row of a session id wins
-    good = good.sort("line")
-    dup = good.select(~pl.struct(TXK).is_first_distinct())
-    duplicates = int(dup.to_series().sum())
-    good = good.filter(~dup.to_series())
-    # sessions overlapping an earlier one on the same connector cannot both be metered there
-    ordered = good.sort([*KEY, "start_ts", "line"]).with_columns(
-        prev_stop=pl.col("stop_ts").cum_max().shift(1).over(KEY),
-        prev_line=pl.col("line").shift(1).over(KEY),
-    )
-    good, more = first_error(
-        ordered,
-        [
             (
-                "overlaps another session on its connector",
-                pl.col("start_ts") < pl.col("prev_stop").fill_null(pl.col("start_ts")),
+                "session too long",
+                span > longest,
                 pl.format(
-                    "starts before an earlier session there ends (the previous: line {})",
-                    pl.col("prev_line"),
+                    "{} days, at most {}",
+                    (span.dt.total_seconds() / 86400).round(1),
+                    pl.lit(f"{longest.total_seconds() / 86400:g} days"),
                 ),
-            )
+            ),
+            (
+                "implausible energy",
+                ~pl.col("energy_wh").is_finite() | (pl.col("energy_wh") > energy_limit_wh(span)),
+                pl.format(
+                    "{} Wh in {} h (at most {} Wh)",
+                    pl.col("energy_wh"),
+                    (span.dt.total_seconds() / 3600).round(2),
+                    energy_limit_wh(span).round(0),
+                ),
+            ),
         ],
     )
-    errors = sorted([*errors, *more], key=lambda e: e.line)
-    good = _clean_knots(good.drop("prev_stop", "prev_line"))
+
+
+KEYS = [*TXK, "evse_id", "connector_id", "line", "start_ts", "stop_ts", "energy_wh"]
+
+
+def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], int]:
+    """Checks across rows, on the small key columns of the whole file: in-file duplicates (the
+    first row of a session id wins) and sessions overlapping an earlier one on the same
+    connector (they cannot both be metered there). The kept key rows, errors, duplicates.
+
+    Lean on purpose (a streamed file's keys are the only thing kept for all rows): error details
+    are formatted for the offending rows only."""
+    keys = keys if keys["line"].is_sorted() else keys.sort("line")
+    dup = keys.select(pl.struct(TXK).is_first_distinct().not_()).to_series()
+    duplicates = int(dup.sum())
+    if duplicates:
+        keys = keys.filter(~dup)
+    span = (
+        keys.select(*KEY, "start_ts", "stop_ts", "line")
+        .sort([*KEY, "start_ts", "line"])
+        .select(
+            "line",
+            bad=pl.col("start_ts") < pl.col("stop_ts").cum_max().shift(1).over(KEY),
+            prev_line=pl.col("line").shift(1).over(KEY),
+        )
+        .filter(pl.col("bad"))
+    )
+    errors = [
+        RowError(
+            line,
+            "overlaps another session on its connector",
+            f"starts before an earlier session there ends (the previous: line {prev})",
+        )
+        for line, prev in span.select("line", "prev_line").iter_rows()
+    ]
+    if errors:
+        keys = keys.filter(~pl.col("line").is_in(span["line"].implode()))
+    return keys, errors, duplicates
+
+
+def _shape(df: pl.DataFrame) -> pl.DataFrame:
+    return _clean_knots(df).sort("line").select([pl.col(c).cast(t) for c, t in SESSIONS.items()])
+
+
+def finish(df: pl.DataFrame, errors: list[RowError], rows_read: int) -> Parsed:
+    """Common last checks and the SESSIONS shape: the row checks (`_row_checks`), knots kept
+    only where they lie inside the session, in-file duplicates, overlaps on a connector."""
+    good, more = _row_checks(df, max_session())
+    kept, cross, duplicates = _cross_checks(good.select(KEYS))
+    good = good.join(kept.select("line"), on="line", how="semi")
     return Parsed(
-        good.sort("line").select([pl.col(c).cast(t) for c, t in SESSIONS.items()]),
-        errors,
+        _shape(good), sorted([*errors, *more, *cross], key=lambda e: e.line), rows_read, duplicates
+    )
+
+
+# one batch of a streamed format: (sessions before `finish`, row errors, rows read)
+Batch = tuple[pl.DataFrame, list[RowError], int]
+
+
+def stream(
+    parse_batches: Callable[[Path, int], Iterator[Batch]], path: Path, rows: int | None = None
+) -> Parsed:
+    """A file read in batches of `rows`: a first pass runs the row checks batch by batch and
+    keeps only the key columns of the good rows (for the duplicate and overlap checks, which
+    span the file); `Parsed.batches()` then reads the file again and yields the valid sessions
+    of each batch, which `load` writes batch by batch. Memory holds one batch and the keys, not
+    the file. `sessions` holds the key columns (for the summary and the partitions)."""
+    rows = rows or batch_rows()
+    longest = max_session()
+    keys, errors, rows_read = [], [], 0
+    for df, errs, n in parse_batches(path, rows):
+        good, more = _row_checks(df, longest)
+        # a charge point id is one of a few: categorical codes keep the keys small
+        keys.append(good.select(KEYS).with_columns(pl.col("charge_point_id").cast(pl.Categorical)))
+        errors += [*errs, *more]
+        rows_read += n
+    all_keys = pl.concat(keys) if keys else pl.DataFrame(schema={k: SESSIONS[k] for k in KEYS})
+    del keys
+    kept, cross, duplicates = _cross_checks(all_keys)
+    lines = kept.select("line")
+
+    def batches() -> Iterator[pl.DataFrame]:
+        for df, _, _ in parse_batches(path, rows):
+            good, _ = _row_checks(df, longest)
+            good = good.join(lines, on="line", how="semi")
+            if good.height:
+                yield _shape(good)
+
+    return Parsed(
+        kept.select(KEYS),
+        sorted([*errors, *cross], key=lambda e: e.line),
         rows_read,
         duplicates,
+        batches=batches,
     )
 
 

@@ -6,6 +6,9 @@ go in with ON CONFLICT DO NOTHING, and meter values and statuses are written onl
 transactions this run inserted, so re-importing a file changes nothing. Sites and charge points
 that already exist are left as they are (an operator may have edited them); new ones are written
 with the collector's own registration SQL (`ingest.registry`).
+
+A streamed file (`common.stream`) is written batch by batch, still in the one transaction: each
+batch's sessions, then their register samples and statuses, before the next batch is parsed.
 """
 
 from __future__ import annotations
@@ -219,21 +222,36 @@ def load(
     site: str | None = None,
     progress: Progress | None = None,
 ) -> LoadResult:
-    """Write `parsed.sessions` in the caller's transaction (see the module docstring).
+    """Write the valid sessions of `parsed` in the caller's transaction (see the module
+    docstring), batch by batch when the file was streamed (`Parsed.batches`), so only one
+    batch's register samples are in memory at a time.
 
     `site`: every session goes to this site; it is created (from the file's first site's name,
     zone and country) when it does not exist, and left as it is when it does."""
     batch, new_batch = _batch(conn, fmt, file_name, sha256, site or "", parsed)
-    sessions = parsed.sessions
-    if site:
-        sessions = sessions.with_columns(site_id=pl.lit(site))
-    if sessions.is_empty():
-        return LoadResult(batch, new_batch, 0, 0, 0.0, 0, 0, 0, 0)
-    sites_new = _sites(conn, sessions)
-    cps_new = _charge_points(conn, sessions, fmt, batch)
-    _connectors(conn, sessions)
+    out = LoadResult(batch, new_batch, 0, 0, 0.0, 0, 0, 0, 0)
     if progress:
-        progress(0, sessions.height)
+        progress(0, parsed.sessions.height)
+    for sessions in parsed.frames():
+        if site:
+            sessions = sessions.with_columns(site_id=pl.lit(site))
+        _load_batch(conn, sessions, fmt, batch, out, progress)
+    return out
+
+
+def _load_batch(
+    conn: psycopg.Connection,
+    sessions: pl.DataFrame,
+    fmt: str,
+    batch: int,
+    out: LoadResult,
+    progress: Progress | None,
+) -> None:
+    """One batch of sessions with their sites, charge points, connectors, register samples and
+    statuses; the counts are added to `out`."""
+    out.sites_new += _sites(conn, sessions)
+    out.charge_points_new += _charge_points(conn, sessions, fmt, batch)
+    _connectors(conn, sessions)
     inserted = _copy(
         conn,
         "transaction",
@@ -248,10 +266,8 @@ def load(
     now = datetime.now(UTC)
     meter = meter_frame(new, now)
     status = status_frame(new, now)
-    if progress:
-        progress(0, sessions.height + meter.height + status.height)
-    n_meter = _copy(conn, "meter_value", meter, progress=progress)[0][0] if meter.height else 0
-    n_status = _copy(conn, "status_event", status, progress=progress)[0][0] if status.height else 0
+    n_meter = _copy(conn, "meter_value", meter)[0][0] if meter.height else 0
+    n_status = _copy(conn, "status_event", status)[0][0] if status.height else 0
     energy_new = float(new["energy_wh"].sum() or 0.0)
     if new.height:
         conn.execute(
@@ -262,14 +278,8 @@ def load(
                WHERE import_batch_id = %s""",
             (new.height, energy_new, new["start_ts"].min(), new["stop_ts"].max(), batch),
         )
-    return LoadResult(
-        batch_id=batch,
-        new_batch=new_batch,
-        sessions_new=new.height,
-        sessions_present=sessions.height - new.height,
-        energy_wh_new=energy_new,
-        sites_new=sites_new,
-        charge_points_new=cps_new,
-        meter_rows=n_meter,
-        status_rows=n_status,
-    )
+    out.sessions_new += new.height
+    out.sessions_present += sessions.height - new.height
+    out.energy_wh_new += energy_new
+    out.meter_rows += n_meter
+    out.status_rows += n_status

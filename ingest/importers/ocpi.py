@@ -15,6 +15,7 @@ the session less `total_parking_time` (hours).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -23,12 +24,14 @@ from chargeops.settings import ConfigError
 from ingest.importers.common import (
     KNOWN_ZONES,
     TS,
+    Batch,
     Parsed,
     RowError,
-    finish,
+    empty_sessions,
     first_error,
+    open_text,
     quoted,
-    read_text,
+    stream,
     wh,
 )
 
@@ -84,25 +87,56 @@ def _periods(line: int, cdr: dict) -> list[tuple[int, int, str | None, str | Non
 
 
 def parse(path: Path) -> Parsed:
-    """Sessions of an OCPI CDR export in JSON lines (see the module docstring)."""
-    text = read_text(path)
-    errors: list[RowError] = []
+    """Sessions of an OCPI CDR export in JSON lines (see the module docstring), in one frame."""
+    streamed = stream(parse_batches, path)
+    frames = list(streamed.frames())
+    sessions = pl.concat(frames) if frames else empty_sessions()
+    return Parsed(sessions, streamed.errors, streamed.rows_read, streamed.duplicates)
+
+
+def _lines(path: Path, batch_rows: int) -> Iterator[tuple[list[tuple[int, dict]], list[RowError]]]:
+    """The CDRs (line, object) and the lines that are not one, `batch_rows` lines at a time, as
+    the file streams; a file in which no line is a JSON object is not JSON lines."""
     cdrs: list[tuple[int, dict]] = []
-    for n, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
+    errors: list[RowError] = []
+    objects = rows = n = 0
+    only_invalid = True
+    with open_text(path) as f:
         try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            errors.append(RowError(n, "invalid JSON", e.msg))
-            continue
-        if not isinstance(obj, dict):
-            errors.append(RowError(n, "not an object"))
-            continue
-        cdrs.append((n, obj))
-    rows_read = len(cdrs) + len(errors)
-    if rows_read and not cdrs and all(e.reason == "invalid JSON" for e in errors):
+            for n, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                rows += 1
+                try:
+                    obj = json.loads(raw)
+                except json.JSONDecodeError as e:
+                    errors.append(RowError(n, "invalid JSON", e.msg))
+                else:
+                    if isinstance(obj, dict):
+                        cdrs.append((n, obj))
+                        objects += 1
+                    else:
+                        errors.append(RowError(n, "not an object"))
+                        only_invalid = False
+                if len(cdrs) + len(errors) >= batch_rows:
+                    yield cdrs, errors
+                    cdrs, errors = [], []
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text ({e.reason} near line {n + 1})") from None
+    if cdrs or errors:
+        yield cdrs, errors
+    if rows and not objects and only_invalid:
         raise ConfigError(f"{path}: not JSON lines (no line parses as a JSON object)")
+
+
+def parse_batches(path: Path, batch_rows: int) -> Iterator[Batch]:
+    """The file's sessions before `finish`, `batch_rows` lines at a time (for `stream`)."""
+    for cdrs, errors in _lines(path, batch_rows):
+        yield _batch(cdrs, errors)
+
+
+def _batch(cdrs: list[tuple[int, dict]], errors: list[RowError]) -> Batch:
+    rows_read = len(cdrs) + len(errors)
     df = pl.DataFrame(
         {
             "line": [n for n, _ in cdrs],
@@ -231,4 +265,4 @@ def parse(path: Path) -> Parsed:
         knot_ts=pl.col("knot_ts").fill_null(pl.lit([], dtype=pl.List(TS))),
         knot_wh=pl.col("knot_wh").fill_null(pl.lit([], dtype=pl.List(pl.Float64))),
     )
-    return finish(sessions, sorted([*errors, *bad], key=lambda e: e.line), rows_read)
+    return sessions, sorted([*errors, *bad], key=lambda e: e.line), rows_read

@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import polars as pl
 
-POWER_MARGIN = 1.5
-RESOLUTION_WH = 1000.0
-UNKNOWN_RATED_W = 4_000_000.0
-
-
-def step_limit_wh(span: pl.Expr, rated_w: pl.Expr) -> pl.Expr:
-    """The largest register step (Wh) a connector of `rated_w` can make over `span` (a
-    duration); negative spans count as zero."""
-    hours = span.dt.total_microseconds().clip(lower_bound=0).cast(pl.Float64) / 3.6e9
-    return rated_w.fill_null(UNKNOWN_RATED_W) * POWER_MARGIN * hours + RESOLUTION_WH
+from chargeops.plausibility import (  # noqa: F401 - the rule lives in chargeops for ingest too
+    POWER_MARGIN,
+    RESOLUTION_WH,
+    UNKNOWN_RATED_W,
+    step_limit_wh,
+)
 
 
 def impossible_step(step_wh: pl.Expr, span: pl.Expr, rated_w: pl.Expr) -> pl.Expr:

@@ -26,7 +26,7 @@ from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ReportsResource
 from pipelines.status import daily_run
 from pipelines.store import replace_partition
-from reports import files
+from reports import csvsafe, files
 
 E = gx.expectations
 TOLERANCE_ENV = "CHARGEOPS_RECONCILE_TOLERANCE"
@@ -111,7 +111,7 @@ def read_inputs(url: str, day: date) -> tuple[pl.DataFrame, logic.StripeFrames]:
 
 def write_exceptions_csv(exceptions: pl.DataFrame, path: Path) -> int:
     """Write `logic.exceptions(lines)` (header always, one row per exception); return the rows."""
-    files.write_text(Path(path), exceptions.write_csv(null_value=""))
+    files.write_text(Path(path), csvsafe.frame_csv(exceptions, null_value=""))
     return exceptions.height
 
 
