@@ -3,8 +3,11 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the ocpp-rpc conformance charger (tests/test_conformance_ocpp_rpc.py): npm ci once per lock file
+NODE_DIR   := tests/conformance
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
-.PHONY: demo test lint format setup clean ui browser
+.PHONY: demo test lint format setup clean ui browser conformance
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -21,12 +24,19 @@ browser:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
 	    || { $$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }
 
-setup: $(STAMP) browser
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; install Node.js >= 18 (Debian: nodejs npm)" >&2; exit 1; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+conformance: $(NODE_STAMP)
+
+setup: $(STAMP) browser conformance
 
 demo: $(STAMP) browser
 	$(BIN)/chargeops demo --strict
 
-test: $(STAMP) browser
+test: $(STAMP) browser conformance
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -38,7 +48,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data $(NODE_DIR)/node_modules
 
 ui: $(STAMP)
 	mkdir -p .data/dagster

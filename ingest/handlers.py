@@ -287,10 +287,12 @@ class CollectorMixin:
         if msg_type in (CALLRESULT, CALLERROR):  # never answered
             await self._flush_audit()
             shaped = len(data) == (3 if msg_type == CALLRESULT else 5) and type(msg_type) is int
-            if shaped and isinstance(data[1], str):
-                await super().route_message(raw)  # the library hands it to the waiting call()
-            else:
+            if not (shaped and isinstance(data[1], str)):
                 self.ctx.count("malformed_responses")
+            elif self._call_lock.locked():  # a call() of ours is waiting for its answer
+                await super().route_message(raw)
+            else:  # nobody asked: the library would queue it for the connection's lifetime
+                self.ctx.count("unexpected_responses")
             return
         if msg_type != CALL:
             await self._reply_error(
@@ -363,6 +365,7 @@ class CollectorMixin:
         """Rows of a lookup; None when the database cannot be reached now."""
         if not self.ctx.writer.online:
             return None
+        params, _ = pgsafe.clean_params("lookup", params)  # charger-given text: no NUL
         try:
             async with self.ctx.writer.lookup() as conn:
                 return await (await conn.execute(sql, params)).fetchall()
@@ -475,6 +478,7 @@ class CollectorMixin:
             return self._tx_connectors[transaction_id]
         if not self.ctx.writer.online:
             return None
+        transaction_id = pgsafe.clean_text(transaction_id)
         try:
             async with self.ctx.writer.lookup() as conn:
                 row = await (
@@ -565,7 +569,13 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
                 transaction_id=transaction_id, id_tag_info={"status": "Accepted"}
             )
         transaction_id, ops = await self.ctx.transaction_ids.assign(
-            self.id, evse_id, conn_id, id_tag, ts, float(meter_start), kw.get("reservation_id")
+            self.id,
+            evse_id,
+            conn_id,
+            id_tag,
+            ts,
+            pgsafe.as_float(meter_start, "meterStart"),
+            kw.get("reservation_id"),
         )
         self._tx_connectors[str(transaction_id)] = (evse_id, conn_id)
         await self.persist([*placed, *ops])
@@ -601,7 +611,7 @@ class ChargePoint16(CollectorMixin, ChargePoint16Base):
                     connector_id=ids[1] if ids else None,
                     id_token=kw.get("id_tag"),
                     stop_ts=stop_ts,
-                    meter_stop_wh=float(meter_stop),
+                    meter_stop_wh=pgsafe.as_float(meter_stop, "meterStop"),
                     stop_reason=kw.get("reason") or "Local",
                 ),  # fmt: skip
                 *store.meter_ops(rows),

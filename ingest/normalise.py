@@ -85,7 +85,10 @@ def default_unit(measurand: str) -> str:
 
 def to_base(value: float, unit: str, multiplier: int = 0) -> tuple[float, str]:
     """A value in its raw unit (times 10**multiplier) in the base unit. Raises ValueError."""
-    scaled = value * (10.0**multiplier) if multiplier else value
+    try:
+        scaled = value * (10.0**multiplier) if multiplier else value
+    except OverflowError:  # a multiplier past float range: not finite, so quarantined
+        scaled = math.copysign(math.inf, value) if value else 0.0
     if unit in ("Celsius", "Celcius"):  # 1.6 spells it both ways
         return scaled, "Celsius"
     if unit == "Fahrenheit":
@@ -154,7 +157,10 @@ def meter_rows(
                 log.warning("%s: skipping signed meter value (%s)", charge_point_id, measurand)
                 continue
             try:
-                number = float(raw)
+                try:
+                    number = float(raw)
+                except OverflowError:  # an integer past float range: not finite, quarantined
+                    number = math.copysign(math.inf, raw)
                 value, unit = to_base(number, raw_unit or default_unit(measurand), multiplier)
             except (TypeError, ValueError) as e:
                 log.warning(

@@ -36,6 +36,14 @@ class Unstorable(CallError):
         super().__init__("PropertyConstraintViolation", description)
 
 
+def as_float(value: int | float, name: str) -> float:
+    """A JSON number as a float; an integer past float range refuses its request."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise Unstorable(f"{name} is out of range") from None
+
+
 def clean_text(value: str) -> str:
     """`value` without what a PostgreSQL text column refuses (NUL, lone surrogates)."""
     if value.isascii():
