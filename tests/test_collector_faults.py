@@ -292,3 +292,32 @@ async def test_transaction_ids_without_the_database_are_unique_across_restarts_a
         "WHERE ocpp_version = '1.6'"
     ).fetchone()
     assert v16 == (0,)  # 1.6 idTags have no type: not "Central"
+
+
+# -- row 9: one frame cannot make hundreds of partitions ---------------------------------------------
+async def test_timestamps_far_from_arrival_are_quarantined_not_partitioned(collector, db):
+    def partitions() -> int:
+        return db.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'meter_value'::regclass"
+        ).fetchone()[0]
+
+    before = partitions()
+    months = [datetime(1926 + i // 12, 1 + i % 12, 15, tzinfo=UTC) for i in range(0, 900, 9)]
+    meter = [
+        {"timestamp": _stamp(t), "sampledValue": [{"value": str(i)}]} for i, t in enumerate(months)
+    ]
+    meter.append({"timestamp": _stamp(NOW), "sampledValue": [{"value": "5"}]})
+    cp = RetryingChargePoint(collector.url(), "MONTHS-1")
+    try:
+        reply = await cp.call("MeterValues", {"connectorId": 1, "meterValue": meter})
+    finally:
+        await cp.close()
+    await collector.writer.flush()
+    assert reply[0] == 3
+    stored = _stored_meter_times(db, "MONTHS-1")
+    assert NOW in stored and all(abs((t - NOW).days) <= 1098 for t in stored)
+    quarantined = db.execute(
+        "SELECT count(*) FROM quarantine WHERE charge_point_id = 'MONTHS-1' AND kind = 'meter_value'"
+    ).fetchone()[0]
+    assert quarantined == len(months) - (len(stored) - 1)
+    assert partitions() - before <= 4, "at most the few months inside the window"
