@@ -198,8 +198,8 @@ async def test_a_slow_database_path_loses_and_doubles_nothing(db, database_url, 
     try:
         async with Collector(settings, proxied_url(database_url, proxy)) as col:
             cps = [RetryingChargePoint(col.url(), f"SLOW-{i}") for i in range(4)]
-            proxy.slow(0.05)
-            await asyncio.gather(*(_meters(cp, 15, NOW) for cp in cps))
+            proxy.slow(0.02)
+            await asyncio.gather(*(_meters(cp, 8, NOW) for cp in cps))
             proxy.slow(0.0)
             await _drained(col)
             for cp in cps:
@@ -208,7 +208,7 @@ async def test_a_slow_database_path_loses_and_doubles_nothing(db, database_url, 
         proxy.close()
     for i in range(4):
         times = _stored_meter_times(db, f"SLOW-{i}")
-        assert len(times) == len(set(times)) == 15
+        assert len(times) == len(set(times)) == 8
 
 
 # -- the collector starts while the database is down -------------------------------------------------
