@@ -35,11 +35,11 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 from websockets.exceptions import ConnectionClosed
 
-from ingest import frames, messages, pgsafe, quarantine, store
+from ingest import frames, messages, pgsafe, store
 from ingest.clock import Clock
 from ingest.inventory import LOAD_SQL, Inventory, read_report
 from ingest.normalise import MeterRow, meter_rows, register_wh, v16_ids
-from ingest.store import Op, Writer, is_connection_error
+from ingest.store import Op, Writer, is_connection_error, quarantine_op
 from ingest.timestamps import format_timestamp, parse_timestamp
 from ingest.txids import TransactionIds
 from ingest.validation import CallError, validate, wire_code
@@ -402,20 +402,17 @@ class CollectorMixin:
     def flag(self, kind: str, ts: datetime, evse_id: int, connector_id: int, reason: str,
              what: str = "", raw_value: Any = "", transaction_id: str | None = None) -> Op:  # fmt: skip
         """A row the collector acknowledges but keeps out of the data (table `quarantine`)."""
-        return Op(
-            "quarantine",
-            quarantine.row(
-                received_at=self.now(),
-                charge_point_id=self.id,
-                kind=kind,
-                ts=ts,
-                evse_id=evse_id,
-                connector_id=connector_id,
-                transaction_id=transaction_id,
-                what=what,
-                raw_value=raw_value,
-                reason=reason,
-            ),  # fmt: skip
+        return quarantine_op(
+            received_at=self.now(),
+            charge_point_id=self.id,
+            kind=kind,
+            ts=ts,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            transaction_id=transaction_id,
+            what=what,
+            raw_value=raw_value,
+            reason=reason,
         )
 
     def flag_meter(self, rows: list[MeterRow], reason: str) -> list[Op]:

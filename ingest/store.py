@@ -146,6 +146,11 @@ class Op(NamedTuple):
     ts: datetime | None = None
 
 
+def quarantine_op(**fields: Any) -> Op:
+    """A row the collector acknowledges but keeps out of the data (`quarantine.row`'s fields)."""
+    return Op("quarantine", quarantine.row(**fields))
+
+
 def meter_ops(rows: Iterable[MeterRow]) -> list[Op]:
     """Meter rows, each to `meter_value` or, if it cannot be true, to `quarantine`."""
     ops = []
@@ -157,20 +162,17 @@ def meter_ops(rows: Iterable[MeterRow]) -> list[Op]:
             ops.append(Op("meter_value", row, row.ts))
             continue
         ops.append(
-            Op(
-                "quarantine",
-                quarantine.row(
-                    received_at=row.received_at,
-                    charge_point_id=row.charge_point_id,
-                    kind="meter_value",
-                    ts=row.ts,
-                    evse_id=row.evse_id,
-                    connector_id=row.connector_id,
-                    transaction_id=row.transaction_id,
-                    what=row.measurand,
-                    raw_value=row.raw_value,
-                    reason=reason,
-                ),  # fmt: skip
+            quarantine_op(
+                received_at=row.received_at,
+                charge_point_id=row.charge_point_id,
+                kind="meter_value",
+                ts=row.ts,
+                evse_id=row.evse_id,
+                connector_id=row.connector_id,
+                transaction_id=row.transaction_id,
+                what=row.measurand,
+                raw_value=row.raw_value,
+                reason=reason,
             )
         )
     return ops
@@ -184,18 +186,15 @@ def status_op(row: Sequence[Any]) -> Op:
     reason = quarantine.why_timestamp(ts, received_at)
     if reason is None:
         return Op("status_event", row, ts)
-    return Op(
-        "quarantine",
-        quarantine.row(
-            received_at=received_at,
-            charge_point_id=cp,
-            kind="status_event",
-            ts=ts,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            what=status,
-            reason=reason,
-        ),  # fmt: skip
+    return quarantine_op(
+        received_at=received_at,
+        charge_point_id=cp,
+        kind="status_event",
+        ts=ts,
+        evse_id=evse_id,
+        connector_id=connector_id,
+        what=status,
+        reason=reason,
     )
 
 
@@ -459,25 +458,13 @@ class Writer:
     async def _commit_one_by_one(self, batch: list[_Request]) -> None:
         """One bad request must not take the others down, nor cost them a commit each: one
         transaction, a savepoint per request; the bad ones fail alone."""
-        failed: list[tuple[_Request, BaseException]] = []
-        good: list[_Request] = []
         conn = None
         try:
             conn = await self._connection()
             with self._deadline(conn):
                 await self._ensure_partitions(conn, [op for req in batch for op in req.ops])
                 async with conn.transaction():
-                    for req in batch:
-                        try:
-                            async with conn.transaction():
-                                await self._apply(conn, req.ops, again=True)
-                        except Exception as one_exc:
-                            self._staged = set()  # rolled back with the savepoint
-                            if is_connection_error(one_exc):
-                                raise
-                            failed.append((req, one_exc))
-                        else:
-                            good.append(req)
+                    refused = await self._apply_each(conn, [req.ops for req in batch])
         except Exception as exc:
             if not is_connection_error(exc):
                 raise
@@ -486,10 +473,28 @@ class Writer:
             self._went_offline(exc)
             await self._spool_batch(batch)
             return
-        for req, exc in failed:
-            self._fail(req, exc)
+        for i, exc in refused.items():
+            self._fail(batch[i], exc)
+        good = [req for i, req in enumerate(batch) if i not in refused]
         if good:
             self._succeed(good)
+
+    async def _apply_each(
+        self, conn: psycopg.AsyncConnection, requests: list[list[Op]]
+    ) -> dict[int, BaseException]:
+        """Apply each request in a savepoint of the open transaction; the ones PostgreSQL
+        refused, by index (a connection error is raised: it concerns them all)."""
+        refused: dict[int, BaseException] = {}
+        for i, ops in enumerate(requests):
+            try:
+                async with conn.transaction():
+                    await self._apply(conn, ops, again=True)
+            except Exception as exc:
+                self._staged = set()  # rolled back with the savepoint
+                if is_connection_error(exc):
+                    raise
+                refused[i] = exc
+        return refused
 
     def _went_offline(self, exc: BaseException) -> None:
         if self.online:
@@ -611,15 +616,10 @@ class Writer:
                     if not one_by_one:
                         await self._apply(conn, ops)
                     else:
-                        for line_no, req_ops in requests:
-                            try:
-                                async with conn.transaction():
-                                    await self._apply(conn, req_ops, again=True)
-                            except Exception as exc:
-                                self._staged = set()  # rolled back with the savepoint
-                                if is_connection_error(exc):
-                                    raise
-                                await self._dead_letter(conn, seg_id, line_no, req_ops, exc)
+                        refused = await self._apply_each(conn, [r for _, r in requests])
+                        for i, exc in refused.items():
+                            line_no, req_ops = requests[i]
+                            await self._dead_letter(conn, seg_id, line_no, req_ops, exc)
                     await conn.execute(
                         "INSERT INTO spool_replay (segment_id, operations) VALUES (%s, %s)",
                         (seg_id, len(ops)),
@@ -781,16 +781,13 @@ class Writer:
 def _quarantined(
     kind: str, params: Sequence[Any], ts: datetime, received_at: datetime, reason: str
 ) -> Op:
-    return Op(
-        "quarantine",
-        quarantine.row(
-            received_at=received_at,
-            charge_point_id=str(params[1]),
-            kind=kind,
-            ts=ts,
-            what=str(params[2]) if len(params) > 2 else "",
-            reason=reason,
-        ),  # fmt: skip
+    return quarantine_op(
+        received_at=received_at,
+        charge_point_id=str(params[1]),
+        kind=kind,
+        ts=ts,
+        what=str(params[2]) if len(params) > 2 else "",
+        reason=reason,
     )
 
 

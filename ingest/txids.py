@@ -87,10 +87,6 @@ class TransactionIds:
         self._recent: OrderedDict[tuple[str, int, datetime], int] = OrderedDict()
         self._remember = remember
 
-    @property
-    def _block(self) -> list[int]:
-        return self._state.block
-
     def _note(self, key: tuple[str, int, datetime], tx: int) -> int:
         self._recent[key] = tx
         self._recent.move_to_end(key)
