@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -262,12 +263,16 @@ class Writer:
         max_batch_ops: int = 20000,
         queue_size: int = 5000,
         retry_seconds: float = 1.0,
+        background_seconds: float = 0.1,
+        pipeline_rows: int = 200,
         db_timeout: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
         self.url = url
         self.max_batch_ops = max_batch_ops
         self.retry_seconds = retry_seconds
+        self.background_seconds = background_seconds
+        self.pipeline_rows = pipeline_rows
         self.db_timeout = db_timeout
         self.clock: Clock = clock or SystemClock()
         self.problems: dict[str, str] = {}  # what makes /health say "degraded", and why
@@ -276,6 +281,8 @@ class Writer:
         self.prepare: Callable[[], object] | None = None
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task | None = None
+        self._held: list[_Request] = []  # background requests taken off the queue, not yet stored
+        self._held_since = 0.0
         self._conn: psycopg.AsyncConnection | None = None
         self._months: set[tuple[str, int, int]] = set()
         self._staged: set[str] = set()
@@ -409,10 +416,15 @@ class Writer:
                 await asyncio.sleep(self.retry_seconds)
 
     async def _step(self) -> None:
+        timeout = self.retry_seconds
+        if self._held:
+            timeout = max(0.0, self._held_since + self.background_seconds - time.monotonic())
         try:
-            first = await asyncio.wait_for(self._queue.get(), timeout=self.retry_seconds)
+            first = await asyncio.wait_for(self._queue.get(), timeout=timeout)
         except TimeoutError:
-            if self.spool:
+            if self._held:
+                await self._store_held()
+            elif self.spool:
                 await self._try_replay()
             return
         batch = [first]
@@ -421,20 +433,51 @@ class Writer:
             req = self._queue.get_nowait()
             batch.append(req)
             n_ops += len(req.ops)
+        # what a charger waits for is committed at once and alone. The rest (audit rows of
+        # refused or outgoing frames, heartbeats) is held for up to `background_seconds` and
+        # committed in one transaction that does not wait for the WAL flush: a charger flooding
+        # refused frames then costs the writer a commit every tenth of a second, not one a frame,
+        # and adds little to another charger's acknowledgement.
+        awaited = [req for req in batch if req.done is not None]
+        if len(awaited) < len(batch):
+            if not self._held:
+                self._held_since = time.monotonic()
+            self._held += [req for req in batch if req.done is None]
+        if awaited:
+            await self._store_part(awaited)
+        held_ops = sum(len(req.ops) for req in self._held)
+        if self._held and (
+            held_ops >= self.max_batch_ops
+            or time.monotonic() - self._held_since >= self.background_seconds
+        ):
+            await self._store_held()
+
+    async def _store_held(self) -> None:
+        held, self._held = self._held, []
+        await self._store_part(held, durable=False)
+
+    async def _store_part(self, part: list[_Request], durable: bool = True) -> None:
+        """Store `part`; whatever goes wrong fails its requests (never the writer), and each is
+        marked done in the queue."""
         try:
-            await self._store_batch(batch)
+            await self._store_batch(part, durable=durable)
         except Exception as exc:
             log.exception("writer batch failed")
             self.problems["writer"] = f"{type(exc).__name__}: {exc}"[:300]
-            for req in batch:
+            for req in part:
                 self._fail(req, exc)
         else:
             self.problems.pop("writer", None)
         finally:
-            for _ in batch:
+            for _ in part:
                 self._queue.task_done()
 
-    async def _store_batch(self, batch: list[_Request]) -> None:
+    async def _store_batch(self, batch: list[_Request], durable: bool = True) -> None:
+        """Commit `batch` (or spool it while the database is away); `durable` False: nothing in
+        it is acknowledged on commit, so the commit does not wait for the WAL flush
+        (`synchronous_commit = off`: a crash of the server's machine may lose the last fraction
+        of a second of such rows, which a crash of the collector would lose from its queue
+        anyway)."""
         if self.spool and not await self._try_replay():
             await self._spool_batch(batch)  # keep order: nothing overtakes the spool
             return
@@ -442,7 +485,7 @@ class Writer:
             await self._spool_batch(batch)
             return
         try:
-            await self._commit([op for req in batch for op in req.ops])
+            await self._commit([op for req in batch for op in req.ops], durable=durable)
         except Exception as exc:
             if is_connection_error(exc):
                 self._went_offline(exc)
@@ -711,13 +754,19 @@ class Writer:
             self._staged = set()
         return self._conn
 
-    async def _commit(self, ops: list[Op]) -> None:
+    async def _commit(self, ops: list[Op], durable: bool = True) -> None:
         conn = await self._connection()
         try:
             with self._deadline(conn):
                 await self._ensure_partitions(conn, ops)
-                async with conn.transaction():
-                    await self._apply(conn, ops)
+                # a small batch (the usual one: a few chargers' frames) goes in one round trip:
+                # the statements are pipelined and COPY, which cannot be, is left to big ones
+                direct = len(ops) <= self.pipeline_rows
+                pipeline = conn.pipeline() if direct else contextlib.nullcontext()
+                async with pipeline, conn.transaction():
+                    if not durable:
+                        await conn.execute("SET LOCAL synchronous_commit = off")
+                    await self._apply(conn, ops, direct=direct)
         except Exception as exc:
             self._staged = set()  # temporary tables made in a rolled-back transaction are gone
             if is_connection_error(exc):
@@ -725,18 +774,24 @@ class Writer:
             raise
 
     async def _apply(
-        self, conn: psycopg.AsyncConnection, ops: Iterable[Op], *, again: bool = False
+        self,
+        conn: psycopg.AsyncConnection,
+        ops: Iterable[Op],
+        *,
+        again: bool = False,
+        direct: bool = False,
     ) -> None:
         """Write `ops`; `again`: more `_apply` calls follow in the same transaction, so each
-        staging table is emptied after use (it is otherwise emptied at commit)."""
+        staging table is emptied after use (it is otherwise emptied at commit); `direct`: every
+        kind with an `INSERT ... VALUES` (no COPY), for a pipeline."""
         groups: dict[str, list[Sequence[Any]]] = {}
         for op in ops:  # first-seen order: parents (charge point, evse) before children
             groups.setdefault(op.kind, []).append(op.params)
         async with conn.cursor() as cur:
             for kind_name, rows in groups.items():
                 kind = KINDS[kind_name]
-                if kind.sql is not None:
-                    await cur.executemany(kind.sql, rows)
+                if kind.sql is not None or direct:
+                    await cur.executemany(kind.sql or _values_sql(kind), rows)
                     continue
                 stage = f"_stage_{kind.table}"
                 if stage not in self._staged:
@@ -776,6 +831,15 @@ class Writer:
         except psycopg.OperationalError:
             await conn.close()
             raise
+
+
+@functools.cache
+def _values_sql(kind: Kind) -> str:
+    """The row-by-row twin of a COPY kind's `INSERT ... SELECT`."""
+    cols = ", ".join(kind.columns)
+    marks = ", ".join(["%s"] * len(kind.columns))
+    conflict = " ON CONFLICT DO NOTHING" if kind.on_conflict else ""
+    return f"INSERT INTO {kind.table} ({cols}) VALUES ({marks}){conflict}"
 
 
 def _quarantined(
