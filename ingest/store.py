@@ -283,6 +283,7 @@ class Writer:
         self._task: asyncio.Task | None = None
         self._held: list[_Request] = []  # background requests taken off the queue, not yet stored
         self._held_since = 0.0
+        self._flushing = 0  # flush() calls waiting: nothing is held meanwhile
         self._conn: psycopg.AsyncConnection | None = None
         self._months: set[tuple[str, int, int]] = set()
         self._staged: set[str] = set()
@@ -328,7 +329,7 @@ class Writer:
         if self._task is not None:
             if not self._task.done():
                 try:
-                    await asyncio.wait_for(self._queue.join(), timeout)
+                    await asyncio.wait_for(self.flush(), timeout)
                 except TimeoutError:
                     log.error(
                         "closing with %d requests still queued (not acknowledged)",
@@ -344,8 +345,13 @@ class Writer:
         await self.pool.close()
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is durable (or failed)."""
-        await self._queue.join()
+        """Wait until everything queued so far is durable (or failed); held rows go at once."""
+        self._flushing += 1
+        try:
+            await self._queue.put(_Request([], None))  # wakes a writer waiting out its hold
+            await self._queue.join()
+        finally:
+            self._flushing -= 1
 
     @property
     def queue_depth(self) -> int:
@@ -416,9 +422,17 @@ class Writer:
                 await asyncio.sleep(self.retry_seconds)
 
     async def _step(self) -> None:
+        overdue = bool(self._held) and (
+            self._flushing > 0
+            or time.monotonic() - self._held_since >= self.background_seconds
+            or sum(len(req.ops) for req in self._held) >= self.max_batch_ops
+        )
+        if self._queue.empty() and overdue:
+            await self._store_held()
+            return
         timeout = self.retry_seconds
         if self._held:
-            timeout = max(0.0, self._held_since + self.background_seconds - time.monotonic())
+            timeout = max(0.001, self._held_since + self.background_seconds - time.monotonic())
         try:
             first = await asyncio.wait_for(self._queue.get(), timeout=timeout)
         except TimeoutError:
@@ -434,10 +448,11 @@ class Writer:
             batch.append(req)
             n_ops += len(req.ops)
         # what a charger waits for is committed at once and alone. The rest (audit rows of
-        # refused or outgoing frames, heartbeats) is held for up to `background_seconds` and
-        # committed in one transaction that does not wait for the WAL flush: a charger flooding
-        # refused frames then costs the writer a commit every tenth of a second, not one a frame,
-        # and adds little to another charger's acknowledgement.
+        # refused or outgoing frames, heartbeats) is held for up to `background_seconds`, then
+        # committed in small transactions that do not wait for the WAL flush, one between two
+        # batches of awaited requests: a charger flooding refused frames costs the writer a few
+        # commits a second, not one a frame, and another charger's answer never waits for more
+        # than one small commit of them.
         awaited = [req for req in batch if req.done is not None]
         if len(awaited) < len(batch):
             if not self._held:
@@ -445,22 +460,26 @@ class Writer:
             self._held += [req for req in batch if req.done is None]
         if awaited:
             await self._store_part(awaited)
-        held_ops = sum(len(req.ops) for req in self._held)
-        if self._held and (
-            held_ops >= self.max_batch_ops
-            or time.monotonic() - self._held_since >= self.background_seconds
-        ):
+        if overdue:
             await self._store_held()
 
     async def _store_held(self) -> None:
-        held, self._held = self._held, []
-        await self._store_part(held, durable=False)
+        """Store the oldest of the held requests, `pipeline_rows` rows or so at a time."""
+        n = n_ops = 0
+        while n < len(self._held) and (
+            n == 0 or n_ops + len(self._held[n].ops) <= self.pipeline_rows
+        ):
+            n_ops += len(self._held[n].ops)
+            n += 1
+        part, self._held = self._held[:n], self._held[n:]
+        await self._store_part(part, durable=False)
 
     async def _store_part(self, part: list[_Request], durable: bool = True) -> None:
         """Store `part`; whatever goes wrong fails its requests (never the writer), and each is
         marked done in the queue."""
         try:
-            await self._store_batch(part, durable=durable)
+            if any(req.ops for req in part):
+                await self._store_batch(part, durable=durable)
         except Exception as exc:
             log.exception("writer batch failed")
             self.problems["writer"] = f"{type(exc).__name__}: {exc}"[:300]
