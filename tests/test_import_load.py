@@ -253,3 +253,53 @@ def test_backfill_materialises_imported_days_into_the_ui_instance(
     assert (tmp_path / "dagster" / "history").is_dir()  # runs recorded for the UI
     assert main(["backfill", "--from", "2024-11-03", "--to", "2024-11-01"]) == 2
     assert main(["backfill", "--from", "yesterday"]) == 2
+
+
+def _cp_row(event: int, port: int, start: str, end: str, kwh: str) -> str:
+    """A row of the ChargePoint fixture (line 5: Webster #1, 7/29/2024, PDT) moved in time."""
+    row = (FIXTURES / "chargepoint_sessions.csv").read_text(encoding="utf-8-sig").splitlines()[4]
+    return (
+        row.replace(",3,94025,", f",{event},94025,")
+        .replace("7/29/2024 20:17,PDT,7/29/2024 23:20", f"{start},PDT,{end}")
+        .replace(",6.249457,", f",{kwh},")
+        .replace(",Level 2,1,J1772,", f",Level 2,{port},J1772,")
+    )
+
+
+def test_overlapping_sessions_are_kept_flagged_and_counted(
+    run_import, db, database_url, capsys, tmp_path
+):
+    """Issue 17 row 1: two plugs recorded on one port. The second session moves to the free port
+    2; a third, overlapping both, goes on an added connector of port 1. All three are counted."""
+    header = (FIXTURES / "chargepoint_sessions.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    rows = [
+        _cp_row(10, 1, "8/1/2024 8:00", "8/1/2024 10:00", "5.0"),  # 15:00-17:00 UTC
+        _cp_row(11, 1, "8/1/2024 9:00", "8/1/2024 11:00", "4.0"),  # overlaps 10; port 2 free
+        _cp_row(12, 1, "8/1/2024 9:30", "8/1/2024 12:00", "3.0"),  # overlaps 10 and 11
+        _cp_row(13, 2, "8/1/2024 11:00", "8/1/2024 12:30", "2.5"),  # port 2 after 11: unmoved
+    ]
+    path = tmp_path / "overlaps.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    assert run_import("chargepoint", str(path), "--strict") == 1
+    refusal = "nothing imported: --strict and the file has malformed or flagged rows"
+    assert refusal in capsys.readouterr().out
+    assert db.execute("SELECT count(*) FROM transaction").fetchone() == (0,)
+    assert run_import("chargepoint", str(path)) == 0
+    out = capsys.readouterr().out
+    assert "kept: line 3: overlap: kept on another connector" in out  # then the table wraps
+    assert "1 (4.000 kWh)" in out and "1 (3.000 kWh)" in out and "14.500" in out
+    assert db.execute(
+        "SELECT transaction_id, evse_id, connector_id FROM transaction ORDER BY 1"
+    ).fetchall() == [("cp:1:10", 1, 1), ("cp:1:11", 2, 1), ("cp:1:12", 1, 2), ("cp:2:13", 2, 1)]
+    assert db.execute(
+        "SELECT line, transaction_id, reason, detail, energy_wh FROM import_flag ORDER BY line"
+    ).fetchall() == [
+        (3, "cp:1:11", "overlap: kept on another connector of its charge point",
+         "overlaps line 2 on EVSE 1 connector 1; stored on EVSE 2 connector 1", 4000.0),
+        (4, "cp:1:12", "overlap: kept on an added connector",
+         "overlaps line 2 on EVSE 1 connector 1; stored on EVSE 1 connector 2", 3000.0),
+    ]  # fmt: skip
+    days = [date(2024, 8, 1)]
+    _materialize(database_url, days, ["connector_states", "sessions", "utilisation", "energy"])
+    assert _per_day(db, SESSIONS_BY_DAY, days) == {"2024-08-01": (4, 14500)}
+    assert _per_day(db, ENERGY_BY_DAY, days) == {"2024-08-01": (14.5, 4)}

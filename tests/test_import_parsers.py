@@ -186,6 +186,13 @@ def test_duplicates_in_file_and_overlaps_on_a_connector(tmp_path):
     path.write_text("\n".join([header, row, row, overlap, after]) + "\n")
     p = parse_file("chargepoint", path)
     assert p.rows_read == 4 and p.duplicates == 1  # line 3 repeats line 2's session
-    assert _errors(p) == [(4, "overlaps another session on its connector")]
+    # the overlap is kept, on an added connector of its port (the station has no other port)
+    assert _errors(p) == []
+    assert [(f.line, f.reason, f.detail) for f in p.flags] == [
+        (4, "overlap: kept on an added connector",
+         "overlaps line 2 on EVSE 1 connector 1; stored on EVSE 1 connector 2"),
+    ]  # fmt: skip
     # back to back (the next one starts when the first stops) is fine
-    assert p.sessions["transaction_id"].to_list() == ["cp:1:3", "cp:1:5"]
+    assert p.sessions.select("transaction_id", "evse_id", "connector_id").rows() == [
+        ("cp:1:3", 1, 1), ("cp:1:4", 1, 2), ("cp:1:5", 1, 1),
+    ]  # fmt: skip

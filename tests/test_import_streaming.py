@@ -88,15 +88,15 @@ def test_batches_give_what_one_batch_gives(tmp_path):
     whole = chargepoint_csv.parse(path)
     streamed = common.stream(chargepoint_csv.parse_batches, path, rows=3)
     frames = list(streamed.batches())
-    # 13 rows in batches of 3; the last (line 14, the overlap) has no valid session
-    assert [f.height for f in frames] == [3, 3, 3, 2]
+    # 13 rows in batches of 3; the duplicate (line 13) has no valid session, the overlap
+    # (line 14, alone in the last batch) is kept on another connector
+    assert [f.height for f in frames] == [3, 3, 3, 2, 1]
     assert streamed.rows_read == whole.rows_read == 13
     assert streamed.duplicates == whole.duplicates == 1
-    assert streamed.errors == whole.errors and [e.reason for e in whole.errors] == [
-        "overlaps another session on its connector"
-    ]
+    assert streamed.errors == whole.errors == []
+    assert streamed.flags == whole.flags and [f.line for f in whole.flags] == [14]
     assert pl.concat(frames).equals(whole.sessions)
-    assert streamed.sessions.height == whole.sessions.height == 11
+    assert streamed.sessions.height == whole.sessions.height == 12
 
 
 @pytest.mark.parametrize("name", ["ocpi_cdrs.jsonl", "ocpi_malformed.jsonl"])
@@ -121,15 +121,20 @@ SNAPSHOT = {
 def test_a_small_batch_size_imports_the_same_rows(run_import, db, tmp_path, monkeypatch):
     path = tmp_path / "export.csv"
     path.write_text(_export(11))
-    assert run_import("chargepoint", str(path)) == 1
+    assert run_import("chargepoint", str(path)) == 0  # a duplicate and a kept overlap
     one = {t: db.execute(q).fetchall() for t, q in SNAPSHOT.items()}
+    flag = "SELECT line, transaction_id, reason, energy_wh FROM import_flag"
+    flags = db.execute(flag).fetchall()
+    assert flags == [(14, "cp:1:999", "overlap: kept on an added connector", 6249.457)]
     for t in ("meter_value", "status_event", "transaction", "connector", "evse", "charge_point"):
         db.execute(f"DELETE FROM {t}")
+    db.execute("DELETE FROM import_flag")
     db.execute("DELETE FROM import_batch")
     monkeypatch.setenv(common.BATCH_ROWS_ENV, "2")
-    assert run_import("chargepoint", str(path)) == 1
+    assert run_import("chargepoint", str(path)) == 0
     assert {t: db.execute(q).fetchall() for t, q in SNAPSHOT.items()} == one
-    assert len(one["transaction"]) == 11
+    assert db.execute(flag).fetchall() == flags
+    assert len(one["transaction"]) == 12
     assert db.execute(
         "SELECT rows_read, rows_imported, rows_skipped FROM import_batch"
-    ).fetchall() == [(13, 11, 2)]
+    ).fetchall() == [(13, 12, 1)]

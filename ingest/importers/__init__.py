@@ -4,8 +4,10 @@ treats it like sessions collected over OCPP.
 
 Formats: `chargepoint` (ChargePoint-style session CSV, e.g. the City of Palo Alto's open data),
 `acn` (Caltech ACN-Data session JSON), `ocpi` (OCPI 2.2.1 CDRs, JSON lines). A file is imported
-in one database transaction: with `--strict` a single malformed row means nothing is imported;
-otherwise malformed rows are reported with their line numbers and the others are imported. A row
+in one database transaction: with `--strict` a single malformed or flagged row means nothing is
+imported; otherwise malformed rows are reported with their line numbers and the others are
+imported. A session overlapping another on its connector is kept and flagged
+(`common._place_overlaps` says where it goes). A row
 longer than 7 days (CHARGEOPS_IMPORT_MAX_SESSION_DAYS) or with energy that is not finite or more
 than any connector delivers in its span is malformed. ChargePoint CSV and OCPI files are read and written in batches
 of CHARGEOPS_IMPORT_BATCH_ROWS rows (default 10,000), so memory does not grow with the file.
@@ -81,8 +83,9 @@ def sha256_of(path: Path) -> str:
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:
-    """Run `chargeops import`; 0 when every row was good, 1 when rows were malformed (then
-    nothing was imported under --strict, the rest otherwise)."""
+    """Run `chargeops import`; 0 when every row was imported (flagged rows included), 1 when
+    rows were malformed (then nothing was imported under --strict, the rest otherwise) or when
+    --strict refused flagged rows."""
     import psycopg
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -95,7 +98,7 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     with err.status(f"reading {path.name}"):
         parsed = parse_file(args.format, path, streamed=True)
         sha = sha256_of(path)
-    refused = bool(args.strict and parsed.errors)
+    refused = bool(args.strict and (parsed.errors or parsed.flags))
     result = None
     if not refused:
         url = resolve_database_url(settings)
@@ -117,7 +120,7 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
                 if args.dry_run:
                     raise psycopg.Rollback()
     _summary(out, path, args, parsed, result, refused)
-    return 1 if parsed.errors else 0
+    return 1 if parsed.errors or refused else 0
 
 
 def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, refused) -> None:
@@ -138,6 +141,11 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
         table.add_row(f"skipped: {reason}", f"{n:,}")
     if parsed.duplicates:
         table.add_row("skipped: duplicate in file", f"{parsed.duplicates:,}")
+    energy = dict(zip(s["line"].to_list(), s["energy_wh"].to_list(), strict=True))
+    for reason in sorted({f.reason for f in parsed.flags}):
+        lines = [f.line for f in parsed.flags if f.reason == reason]
+        kwh = sum(energy.get(line, 0.0) for line in lines) / 1000
+        table.add_row(f"kept, flagged: {reason}", f"{len(lines):,} ({kwh:,.3f} kWh)")
     table.add_row("kWh in valid sessions", f"{float(s['energy_wh'].sum() or 0) / 1000:,.3f}")
     if result is not None:
         table.add_row("kWh imported", f"{result.energy_wh_new / 1000:,.3f}")
@@ -155,8 +163,12 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
         out.print(f"  {e}", markup=False, highlight=False)
     if len(parsed.errors) > SHOW_ERRORS:
         out.print(f"  ... and {len(parsed.errors) - SHOW_ERRORS:,} more malformed rows")
+    for f in parsed.flags[:SHOW_ERRORS]:
+        out.print(f"  kept: {f}", markup=False, highlight=False)
+    if len(parsed.flags) > SHOW_ERRORS:
+        out.print(f"  ... and {len(parsed.flags) - SHOW_ERRORS:,} more flagged rows")
     if refused:
-        out.print("nothing imported: --strict and the file has malformed rows")
+        out.print("nothing imported: --strict and the file has malformed or flagged rows")
     elif args.dry_run:
         out.print("dry run: nothing written")
     elif result is not None and result.sessions_new:

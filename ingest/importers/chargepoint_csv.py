@@ -135,7 +135,9 @@ def parse(path: Path) -> Parsed:
     streamed = stream(parse_batches, path)
     frames = list(streamed.frames())
     sessions = pl.concat(frames) if frames else empty_sessions()
-    return Parsed(sessions, streamed.errors, streamed.rows_read, streamed.duplicates)
+    return Parsed(
+        sessions, streamed.errors, streamed.rows_read, streamed.duplicates, flags=streamed.flags
+    )
 
 
 def parse_batches(path: Path, batch_rows: int) -> Iterator[Batch]:

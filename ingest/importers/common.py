@@ -80,6 +80,11 @@ class RowError:
         return f"line {self.line}: {self.reason}" + (f": {self.detail}" if self.detail else "")
 
 
+class RowFlag(RowError):
+    """A row kept with a note: what the importer did with it and why (an overlap placed on
+    another connector). Counted in the summary and stored in `import_flag`."""
+
+
 @dataclass
 class Parsed:
     """What a parser returns: valid sessions, one error per malformed row, rows read."""
@@ -91,6 +96,7 @@ class Parsed:
     # streamed files (`stream`): the valid sessions batch by batch; `sessions` then holds only
     # their key columns
     batches: Callable[[], Iterator[pl.DataFrame]] | None = None
+    flags: list[RowFlag] = field(default_factory=list)  # rows kept with a note
 
     def frames(self) -> Iterator[pl.DataFrame]:
         """The valid sessions (SESSIONS schema), in one frame or batch by batch."""
@@ -249,39 +255,116 @@ def _row_checks(df: pl.DataFrame, longest: timedelta) -> tuple[pl.DataFrame, lis
 KEYS = [*TXK, "evse_id", "connector_id", "line", "start_ts", "stop_ts", "energy_wh"]
 
 
-def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], int]:
+def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowFlag], int]:
     """Checks across rows, on the small key columns of the whole file: in-file duplicates (the
-    first row of a session id wins) and sessions overlapping an earlier one on the same
-    connector (they cannot both be metered there). The kept key rows, errors, duplicates.
+    first row of a session id wins) and sessions overlapping another on the same connector,
+    which are kept and placed by `_place_overlaps`. The kept key rows (with the connector each
+    session is stored on), the flags, the duplicates.
 
-    Lean on purpose (a streamed file's keys are the only thing kept for all rows): error details
-    are formatted for the offending rows only."""
+    Lean on purpose (a streamed file's keys are the only thing kept for all rows)."""
     keys = keys if keys["line"].is_sorted() else keys.sort("line")
     dup = keys.select(pl.struct(TXK).is_first_distinct().not_()).to_series()
     duplicates = int(dup.sum())
     if duplicates:
         keys = keys.filter(~dup)
-    span = (
-        keys.select(*KEY, "start_ts", "stop_ts", "line")
-        .sort([*KEY, "start_ts", "line"])
-        .select(
-            "line",
-            bad=pl.col("start_ts") < pl.col("stop_ts").cum_max().shift(1).over(KEY),
-            prev_line=pl.col("line").shift(1).over(KEY),
-        )
-        .filter(pl.col("bad"))
+    crowded = (
+        keys.sort([*KEY, "start_ts", "line"])
+        .with_columns(overlaps=pl.col("start_ts") < pl.col("stop_ts").cum_max().shift(1).over(KEY))
+        .filter("overlaps")["charge_point_id"]
+        .unique()
+        .to_list()
     )
-    errors = [
-        RowError(
-            line,
-            "overlaps another session on its connector",
-            f"starts before an earlier session there ends (the previous: line {prev})",
+    if not crowded:
+        return keys, [], duplicates
+    keys, flags = _place_overlaps(keys, crowded)
+    return keys, flags, duplicates
+
+
+OVERLAP_MOVED = "overlap: kept on another connector of its charge point"
+OVERLAP_ADDED = "overlap: kept on an added connector"
+
+
+def _place_overlaps(keys: pl.DataFrame, cps: list[str]) -> tuple[pl.DataFrame, list[RowFlag]]:
+    """Real exports have sessions that overlap on one connector (two plugs recorded on one port,
+    a clock change, a session restarted on the same port). None is dropped; the rule:
+
+    1. on each connector, in order of start (then line), a session stays where the file puts it
+       unless it starts before the last session kept there ends;
+    2. such a session moves to the first connector of the same charge point that is free for its
+       whole span: the same EVSE first, then the others, lowest id first;
+    3. if none is, it goes on an added connector of its EVSE (the next connector id), which
+       later overlaps may share.
+
+    Sessions that do not overlap never move. Each moved session gets a flag naming the session
+    it overlapped and where it was put."""
+    import bisect
+
+    mine = keys.filter(pl.col("charge_point_id").is_in(cps)).sort(
+        "charge_point_id", "start_ts", "line"
+    )
+    # per charge point: connector -> (sorted starts, stops, lines) of the sessions kept on it
+    placed: dict[str, dict[tuple[int, int], tuple[list, list, list]]] = {}
+    displaced: list[tuple] = []
+    for cp, evse, conn, line, start, stop in mine.select(
+        "charge_point_id", "evse_id", "connector_id", "line", "start_ts", "stop_ts"
+    ).iter_rows():
+        slots = placed.setdefault(cp, {}).setdefault((evse, conn), ([], [], []))
+        if slots[1] and start < slots[1][-1]:
+            displaced.append((cp, evse, conn, line, start, stop, slots[2][-1]))
+            continue
+        slots[0].append(start)
+        slots[1].append(stop)
+        slots[2].append(line)
+
+    def free(slots: tuple[list, list, list], start, stop) -> bool:
+        i = bisect.bisect_left(slots[0], stop)  # sessions starting before this one ends
+        return i == 0 or slots[1][i - 1] <= start
+
+    moves: list[tuple[int, int, int]] = []
+    flags: list[RowFlag] = []
+    for cp, evse, conn, line, start, stop, other in displaced:
+        connectors = placed[cp]
+        choice = next(
+            (
+                c
+                for c in sorted(connectors, key=lambda c: (c[0] != evse, c))
+                if c != (evse, conn) and free(connectors[c], start, stop)
+            ),
+            None,
         )
-        for line, prev in span.select("line", "prev_line").iter_rows()
-    ]
-    if errors:
-        keys = keys.filter(~pl.col("line").is_in(span["line"].implode()))
-    return keys, errors, duplicates
+        reason = OVERLAP_MOVED
+        if choice is None:
+            reason = OVERLAP_ADDED
+            choice = (evse, max(c for e, c in connectors if e == evse) + 1)
+            connectors[choice] = ([], [], [])
+        slots = connectors[choice]
+        i = bisect.bisect_left(slots[0], start)
+        slots[0].insert(i, start)
+        slots[1].insert(i, stop)
+        slots[2].insert(i, line)
+        moves.append((line, *choice))
+        flags.append(
+            RowFlag(
+                line,
+                reason,
+                f"overlaps line {other} on EVSE {evse} connector {conn}; "
+                f"stored on EVSE {choice[0]} connector {choice[1]}",
+            )
+        )
+    moved = pl.DataFrame(
+        moves,
+        schema={"line": pl.Int64, "to_evse": pl.Int32, "to_connector": pl.Int32},
+        orient="row",
+    )
+    keys = (
+        keys.join(moved, on="line", how="left")
+        .with_columns(
+            evse_id=pl.coalesce("to_evse", "evse_id"),
+            connector_id=pl.coalesce("to_connector", "connector_id"),
+        )
+        .drop("to_evse", "to_connector")
+    )
+    return keys, sorted(flags, key=lambda f: f.line)
 
 
 def _shape(df: pl.DataFrame) -> pl.DataFrame:
@@ -292,10 +375,20 @@ def finish(df: pl.DataFrame, errors: list[RowError], rows_read: int) -> Parsed:
     """Common last checks and the SESSIONS shape: the row checks (`_row_checks`), knots kept
     only where they lie inside the session, in-file duplicates, overlaps on a connector."""
     good, more = _row_checks(df, max_session())
-    kept, cross, duplicates = _cross_checks(good.select(KEYS))
-    good = good.join(kept.select("line"), on="line", how="semi")
+    kept, flags, duplicates = _cross_checks(good.select(KEYS))
     return Parsed(
-        _shape(good), sorted([*errors, *more, *cross], key=lambda e: e.line), rows_read, duplicates
+        _shape(_placed(good, kept)),
+        sorted([*errors, *more], key=lambda e: e.line),
+        rows_read,
+        duplicates,
+        flags=flags,
+    )
+
+
+def _placed(good: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
+    """The kept rows of `good`, each on the connector `_cross_checks` placed it on."""
+    return good.drop("evse_id", "connector_id").join(
+        kept.select("line", "evse_id", "connector_id"), on="line", how="inner"
     )
 
 
@@ -322,22 +415,23 @@ def stream(
         rows_read += n
     all_keys = pl.concat(keys) if keys else pl.DataFrame(schema={k: SESSIONS[k] for k in KEYS})
     del keys
-    kept, cross, duplicates = _cross_checks(all_keys)
-    lines = kept.select("line")
+    kept, flags, duplicates = _cross_checks(all_keys)
+    placement = kept.select("line", "evse_id", "connector_id")
 
     def batches() -> Iterator[pl.DataFrame]:
         for df, _, _ in parse_batches(path, rows):
             good, _ = _row_checks(df, longest)
-            good = good.join(lines, on="line", how="semi")
+            good = _placed(good, placement)
             if good.height:
                 yield _shape(good)
 
     return Parsed(
         kept.select(KEYS),
-        sorted([*errors, *cross], key=lambda e: e.line),
+        sorted(errors, key=lambda e: e.line),
         rows_read,
         duplicates,
         batches=batches,
+        flags=flags,
     )
 
 

@@ -236,7 +236,28 @@ def load(
         if site:
             sessions = sessions.with_columns(site_id=pl.lit(site))
         _load_batch(conn, sessions, fmt, batch, out, progress)
+    if new_batch and parsed.flags:
+        _flags(conn, parsed, batch)
     return out
+
+
+def _flags(conn: psycopg.Connection, parsed: Parsed, batch: int) -> None:
+    """The rows kept with a note, in `import_flag` (after their transactions)."""
+    flags = pl.DataFrame(
+        [(f.line, f.reason, f.detail) for f in parsed.flags],
+        schema={"line": pl.Int64, "reason": pl.String, "detail": pl.String},
+        orient="row",
+    ).join(parsed.sessions.select("line", *TXK, "energy_wh"), on="line")
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO import_flag (import_batch_id, line, charge_point_id, transaction_id,
+                   reason, detail, energy_wh) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            [
+                (batch, r["line"], str(r["charge_point_id"]), r["transaction_id"], r["reason"],
+                 r["detail"], r["energy_wh"])
+                for r in flags.iter_rows(named=True)
+            ],
+        )  # fmt: skip
 
 
 def _load_batch(
