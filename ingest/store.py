@@ -449,10 +449,10 @@ class Writer:
             n_ops += len(req.ops)
         # what a charger waits for is committed at once and alone. The rest (audit rows of
         # refused or outgoing frames, heartbeats) is held for up to `background_seconds`, then
-        # committed in small transactions that do not wait for the WAL flush, one between two
-        # batches of awaited requests: a charger flooding refused frames costs the writer a few
-        # commits a second, not one a frame, and another charger's answer never waits for more
-        # than one small commit of them.
+        # committed in small transactions that do not wait for the WAL flush, when no awaited
+        # request is queued (or, if there never is such a moment, one between two awaited
+        # batches): a charger flooding refused frames costs the writer a few commits a second,
+        # not one a frame, and another charger's answer waits for one small commit at most.
         awaited = [req for req in batch if req.done is not None]
         if len(awaited) < len(batch):
             if not self._held:
@@ -460,8 +460,16 @@ class Writer:
             self._held += [req for req in batch if req.done is None]
         if awaited:
             await self._store_part(awaited)
-        if overdue:
+        if overdue and (not awaited or self._starving()):
             await self._store_held()
+
+    def _starving(self) -> bool:
+        """Held rows wait for a moment without awaited requests, but not for ever: after ten
+        holds, or once they fill a batch, a chunk goes between two awaited batches."""
+        return bool(self._held) and (
+            time.monotonic() - self._held_since >= 10 * self.background_seconds
+            or sum(len(req.ops) for req in self._held) >= self.max_batch_ops
+        )
 
     async def _store_held(self) -> None:
         """Store the oldest of the held requests, `pipeline_rows` rows or so at a time."""
