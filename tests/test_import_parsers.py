@@ -196,3 +196,20 @@ def test_duplicates_in_file_and_overlaps_on_a_connector(tmp_path):
     assert p.sessions.select("transaction_id", "evse_id", "connector_id").rows() == [
         ("cp:1:3", 1, 1), ("cp:1:4", 1, 2), ("cp:1:5", 1, 1),
     ]  # fmt: skip
+
+
+def test_a_same_id_row_with_other_content_is_an_error_naming_both_lines(tmp_path):
+    """Issue 17 row 6: a corrected row in the same file is not dropped like an exact duplicate."""
+    lines = (FIXTURES / "chargepoint_sessions.csv").read_text(encoding="utf-8-sig").splitlines()
+    header, row = lines[0], lines[4]  # event 3, 6.249457 kWh
+    corrected = row.replace(",6.249457,", ",7.5,")
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join([header, row, row, corrected]) + "\n")
+    p = parse_file("chargepoint", path)
+    assert p.rows_read == 3 and p.duplicates == 1  # line 3: the same row again
+    assert [str(e) for e in p.errors] == [
+        "line 4: same session id as an earlier row, other content: cp:1:3: line 2 has EVSE 1 "
+        "connector 1, 2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 6249.457 Wh, this line EVSE 1 "
+        "connector 1, 2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 7500.0 Wh"
+    ]
+    assert p.sessions["energy_wh"].to_list() == [6249.457]

@@ -255,18 +255,36 @@ def _row_checks(df: pl.DataFrame, longest: timedelta) -> tuple[pl.DataFrame, lis
 KEYS = [*TXK, "evse_id", "connector_id", "line", "start_ts", "stop_ts", "energy_wh"]
 
 
-def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowFlag], int]:
+def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], list[RowFlag], int]:
     """Checks across rows, on the small key columns of the whole file: in-file duplicates (the
-    first row of a session id wins) and sessions overlapping another on the same connector,
-    which are kept and placed by `_place_overlaps`. The kept key rows (with the connector each
-    session is stored on), the flags, the duplicates.
+    first row of a session id wins; a later row with the same id and other content is an error
+    naming both lines, never silently dropped) and sessions overlapping another on the same
+    connector, which are kept and placed by `_place_overlaps`. The kept key rows (with the
+    connector each session is stored on), the errors, the flags, the exact duplicates.
 
     Lean on purpose (a streamed file's keys are the only thing kept for all rows)."""
     keys = keys if keys["line"].is_sorted() else keys.sort("line")
-    dup = keys.select(pl.struct(TXK).is_first_distinct().not_()).to_series()
-    duplicates = int(dup.sum())
-    if duplicates:
-        keys = keys.filter(~dup)
+    content = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh"]
+    again = keys.filter(pl.struct(TXK).is_first_distinct().not_())
+    errors: list[RowError] = []
+    duplicates = 0
+    if again.height:
+        first = keys.filter(pl.struct(TXK).is_first_distinct()).select(
+            *TXK, first_line="line", **{f"first_{c}": c for c in content}
+        )
+        again = again.join(first, on=TXK, how="left")
+        same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"first_{c}")) for c in content)
+        duplicates = int(again.filter(same).height)
+        errors = [
+            RowError(
+                r["line"],
+                "same session id as an earlier row, other content",
+                f"{r['transaction_id']}: line {r['first_line']} has {_version(r, 'first_')}, "
+                f"this line {_version(r, '')}",
+            )
+            for r in again.filter(~same).iter_rows(named=True)
+        ]
+        keys = keys.filter(pl.struct(TXK).is_first_distinct())
     crowded = (
         keys.sort([*KEY, "start_ts", "line"])
         .with_columns(overlaps=pl.col("start_ts") < pl.col("stop_ts").cum_max().shift(1).over(KEY))
@@ -275,9 +293,18 @@ def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowFlag], int]
         .to_list()
     )
     if not crowded:
-        return keys, [], duplicates
+        return keys, errors, [], duplicates
     keys, flags = _place_overlaps(keys, crowded)
-    return keys, flags, duplicates
+    return keys, errors, flags, duplicates
+
+
+def _version(row: dict, prefix: str) -> str:
+    """One row's content, as an error line shows it."""
+    return (
+        f"EVSE {row[prefix + 'evse_id']} connector {row[prefix + 'connector_id']}, "
+        f"{row[prefix + 'start_ts']:%Y-%m-%dT%H:%M:%SZ} .. {row[prefix + 'stop_ts']:%Y-%m-%dT%H:%M:%SZ}, "
+        f"{row[prefix + 'energy_wh']} Wh"
+    )
 
 
 OVERLAP_MOVED = "overlap: kept on another connector of its charge point"
@@ -375,10 +402,10 @@ def finish(df: pl.DataFrame, errors: list[RowError], rows_read: int) -> Parsed:
     """Common last checks and the SESSIONS shape: the row checks (`_row_checks`), knots kept
     only where they lie inside the session, in-file duplicates, overlaps on a connector."""
     good, more = _row_checks(df, max_session())
-    kept, flags, duplicates = _cross_checks(good.select(KEYS))
+    kept, cross, flags, duplicates = _cross_checks(good.select(KEYS))
     return Parsed(
         _shape(_placed(good, kept)),
-        sorted([*errors, *more], key=lambda e: e.line),
+        sorted([*errors, *more, *cross], key=lambda e: e.line),
         rows_read,
         duplicates,
         flags=flags,
@@ -415,7 +442,7 @@ def stream(
         rows_read += n
     all_keys = pl.concat(keys) if keys else pl.DataFrame(schema={k: SESSIONS[k] for k in KEYS})
     del keys
-    kept, flags, duplicates = _cross_checks(all_keys)
+    kept, cross, flags, duplicates = _cross_checks(all_keys)
     placement = kept.select("line", "evse_id", "connector_id")
 
     def batches() -> Iterator[pl.DataFrame]:
@@ -427,7 +454,7 @@ def stream(
 
     return Parsed(
         kept.select(KEYS),
-        sorted(errors, key=lambda e: e.line),
+        sorted([*errors, *cross], key=lambda e: e.line),
         rows_read,
         duplicates,
         batches=batches,
