@@ -163,6 +163,13 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
         out.print(f"  {e}", markup=False, highlight=False)
     if len(parsed.errors) > SHOW_ERRORS:
         out.print(f"  ... and {len(parsed.errors) - SHOW_ERRORS:,} more malformed rows")
+    for site, region, source in result.regions if result is not None else []:
+        out.print(
+            f"  site {site}: grid region {region}, guessed from {source}; correct it in "
+            "reports/emissions_factors/site_overrides.csv if it is wrong",
+            markup=False,
+            highlight=False,
+        )
     for f in parsed.flags[:SHOW_ERRORS]:
         out.print(f"  kept: {f}", markup=False, highlight=False)
     if len(parsed.flags) > SHOW_ERRORS:

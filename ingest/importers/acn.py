@@ -28,6 +28,7 @@ from ingest.importers.common import (
     read_text,
     wh,
 )
+from ingest.importers.regions import region_columns
 
 FIELDS = (
     "connectionTime", "disconnectTime", "doneChargingTime", "kWhDelivered", "sessionID",
@@ -138,6 +139,8 @@ def parse(path: Path) -> Parsed:
         ),
         site_timezone=pl.col("timezone").fill_null("UTC"),
         site_country=pl.lit("US"),
+        # every ACN-Data site (Caltech, JPL, Office001) is in California
+        **region_columns(pl.lit("US"), pl.lit("CA"), pl.lit(None, dtype=pl.String)),
         id_token="userID",
         stop_reason=pl.lit("EVDisconnected"),
         start_ts=pl.col("start_ts").cast(TS),

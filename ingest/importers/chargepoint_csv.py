@@ -35,6 +35,7 @@ from ingest.importers.common import (
     stream,
     wh,
 )
+from ingest.importers.regions import region_columns
 
 # abbreviation -> (IANA zone of the site, UTC offset in minutes)
 ZONES: dict[str, tuple[str, int]] = {
@@ -52,7 +53,7 @@ REQUIRED = (
 OPTIONAL = (
     "Station Name", "MAC Address", "Org Name", "Charging Time (hh:mm:ss)", "Port Type",
     "Port Number", "Plug Type", "Address 1", "City", "Country", "Ended By", "Plug In Event Id",
-    "User ID", "System S/N", "Model Number",
+    "User ID", "System S/N", "Model Number", "State/Province", "Postal Code",
 )  # fmt: skip
 DATE_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
 
@@ -201,6 +202,7 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
     good, bad = first_error(df, checks)
     errors += bad
     port = pl.col("port").fill_null(1)
+    country = pl.col("Country").str.to_lowercase().replace_strict(COUNTRIES, default=None)
     address = pl.concat_str(
         [pl.col("Address 1"), pl.col("City")], separator=", ", ignore_nulls=True
     )
@@ -248,7 +250,8 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
         site_timezone=pl.col("Start Time Zone")
         .str.to_uppercase()
         .replace_strict({k: v[0] for k, v in ZONES.items()}, default="UTC"),
-        site_country=pl.col("Country").str.to_lowercase().replace_strict(COUNTRIES, default=None),
+        site_country=country,
+        **region_columns(country, pl.col("State/Province"), pl.col("Postal Code")),
         id_token="User ID",
         stop_reason=pl.when(pl.col("Ended By").str.contains("(?i)plug out"))
         .then(pl.lit("EVDisconnected"))

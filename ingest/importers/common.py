@@ -44,6 +44,8 @@ SESSIONS = {  # the common frame: one row per imported session
     "vendor": pl.String, "model": pl.String, "serial_number": pl.String,
     "site_id": pl.String, "site_name": pl.String, "site_timezone": pl.String,
     "site_country": pl.String,
+    # the grid region the file implies (`regions`), and what it was read from
+    "site_grid_region": pl.String, "site_region_from": pl.String,
     "id_token": pl.String, "stop_reason": pl.String,
     "start_ts": TS, "stop_ts": TS, "energy_wh": pl.Float64,
     # inner points of the cumulative energy profile, strictly inside (start, stop), rising

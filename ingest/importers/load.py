@@ -14,7 +14,7 @@ batch's sessions, then their register samples and statuses, before the next batc
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
@@ -47,6 +47,8 @@ class LoadResult:
     charge_points_new: int
     meter_rows: int
     status_rows: int
+    # new sites whose grid region the import inferred: (site, region, what it was read from)
+    regions: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def ensure_partitions(conn: psycopg.Connection, sessions: pl.DataFrame) -> None:
@@ -123,15 +125,26 @@ def _existing(conn: psycopg.Connection, table: str, key: str, ids: list[str]) ->
     return {r[0] for r in rows}
 
 
-def _sites(conn: psycopg.Connection, sessions: pl.DataFrame) -> int:
+def _sites(conn: psycopg.Connection, sessions: pl.DataFrame, regions: list) -> int:
+    """New sites, with the grid region their rows imply (appended to `regions`, to be said)."""
     sites = sessions.sort("line").unique("site_id", keep="first", maintain_order=True)
     have = _existing(conn, "site", "site_id", sites["site_id"].to_list())
     new = sites.filter(~pl.col("site_id").is_in(list(have)))
     for r in new.iter_rows(named=True):
         conn.execute(
             SITE_SQL,
-            (r["site_id"], r["site_name"], None, r["site_timezone"], r["site_country"], None, None),
+            (
+                r["site_id"],
+                r["site_name"],
+                None,
+                r["site_timezone"],
+                r["site_country"],
+                r["site_grid_region"],
+                None,
+            ),
         )
+        if r["site_grid_region"] is not None:
+            regions.append((r["site_id"], r["site_grid_region"], r["site_region_from"]))
     return new.height
 
 
@@ -270,7 +283,7 @@ def _load_batch(
 ) -> None:
     """One batch of sessions with their sites, charge points, connectors, register samples and
     statuses; the counts are added to `out`."""
-    out.sites_new += _sites(conn, sessions)
+    out.sites_new += _sites(conn, sessions, out.regions)
     out.charge_points_new += _charge_points(conn, sessions, fmt, batch)
     _connectors(conn, sessions)
     inserted = _copy(

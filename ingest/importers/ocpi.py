@@ -34,6 +34,7 @@ from ingest.importers.common import (
     stream,
     wh,
 )
+from ingest.importers.regions import region_columns
 
 FIELDS = {  # column -> path in the CDR
     "id": ("id",), "country_code": ("country_code",), "party_id": ("party_id",),
@@ -45,6 +46,7 @@ FIELDS = {  # column -> path in the CDR
     "standard": ("cdr_location", "connector_standard"),
     "power_type": ("cdr_location", "connector_power_type"),
     "country": ("cdr_location", "country"), "time_zone": ("cdr_location", "time_zone"),
+    "state": ("cdr_location", "state"), "postal_code": ("cdr_location", "postal_code"),
 }  # fmt: skip
 REQUIRED = ("id", "start_date_time", "end_date_time", "total_energy", "location_id", "evse_uid")
 ALPHA3 = {
@@ -231,6 +233,11 @@ def _batch(cdrs: list[tuple[int, dict]], errors: list[RowError]) -> Batch:
         knot_wh=pl.concat_list(wh(pl.col("kwh"))),
     )
     knots = pl.concat([period_knots, parking_knots.cast({"knot_ts": pl.List(TS)})])
+    country = (
+        pl.when(pl.col("country").str.len_chars() == 2)
+        .then(pl.col("country").str.to_uppercase())
+        .otherwise(pl.col("country").str.to_uppercase().replace_strict(ALPHA3, default=None))
+    )
     sessions = good.join(knots, on="line", how="left").select(
         "line",
         source=pl.lit("ocpi"),
@@ -256,9 +263,8 @@ def _batch(cdrs: list[tuple[int, dict]], errors: list[RowError]) -> Batch:
         site_id="location_id",
         site_name=pl.coalesce("location_name", "location_id"),
         site_timezone=pl.col("time_zone").fill_null("UTC"),
-        site_country=pl.when(pl.col("country").str.len_chars() == 2)
-        .then(pl.col("country").str.to_uppercase())
-        .otherwise(pl.col("country").str.to_uppercase().replace_strict(ALPHA3, default=None)),
+        site_country=country,
+        **region_columns(country, pl.col("state"), pl.col("postal_code")),
         id_token=pl.coalesce("token_uid", "auth_id"),
         stop_reason=pl.lit(None, dtype=pl.String),
         start_ts=pl.col("start_ts").cast(TS),
