@@ -303,3 +303,52 @@ def test_overlapping_sessions_are_kept_flagged_and_counted(
     _materialize(database_url, days, ["connector_states", "sessions", "utilisation", "energy"])
     assert _per_day(db, SESSIONS_BY_DAY, days) == {"2024-08-01": (4, 14500)}
     assert _per_day(db, ENERGY_BY_DAY, days) == {"2024-08-01": (14.5, 4)}
+
+
+def test_reimports_refuse_corrections_and_find_sessions_without_ids(
+    run_import, db, capsys, tmp_path
+):
+    """Issue 17 row 6: a corrected re-export is refused naming both versions, not reported as
+    already imported with the stale energy kept; the same sessions exported without their ids are
+    found by charge point, connector and start, not imported twice."""
+    lines = (FIXTURES / "chargepoint_sessions.csv").read_text(encoding="utf-8-sig").splitlines()
+    header, rows = lines[0], lines[1:]
+    assert run_import("chargepoint", str(FIXTURES / "chargepoint_sessions.csv")) == 0
+    first = _counts(db)
+    energy = db.execute("SELECT sum(meter_stop_wh) FROM transaction").fetchone()[0]
+    capsys.readouterr()
+
+    corrected = tmp_path / "corrected.csv"  # same ids, line 5 (event 3) now 7.5 kWh
+    corrected.write_text(
+        "\n".join([header, *rows[:3], rows[3].replace(",6.249457,", ",7.5,"), *rows[4:]]) + "\n"
+    )
+    assert run_import("chargepoint", str(corrected)) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "line 5: already imported with other content: cp:1:3: stored EVSE 1 connector 1, "
+        "2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 6249.457 Wh, this line EVSE 1 connector 1, "
+        "2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 7500.0 Wh"
+    ) in out
+    assert db.execute("SELECT sum(meter_stop_wh) FROM transaction").fetchone()[0] == energy
+    assert run_import("chargepoint", str(corrected), "--strict") == 1
+    assert "nothing imported" in capsys.readouterr().out
+
+    header_cols = header.lstrip("\ufeff").split(",")
+    event = header_cols.index("Plug In Event Id")
+    no_ids = tmp_path / "no-ids.csv"
+    no_ids.write_text(
+        "\n".join(
+            [
+                header,
+                *(
+                    ",".join(f if i != event else "" for i, f in enumerate(r.split(",")))
+                    for r in rows
+                ),
+            ]
+        )
+        + "\n"
+    )
+    assert run_import("chargepoint", str(no_ids)) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "│ already imported, other id │ 4 │" in out  # same charge point, connector, start
+    assert _counts(db)["transaction"] == first["transaction"]

@@ -117,8 +117,13 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
                     conn, parsed, fmt=args.format, file_name=path.name, sha256=sha,
                     site=args.site or None, progress=progress,
                 )  # fmt: skip
-                if args.dry_run:
+                if args.strict and result.errors:
+                    refused = True  # rows the database holds otherwise: nothing is imported
+                if args.dry_run or refused:
                     raise psycopg.Rollback()
+        parsed.errors = sorted([*parsed.errors, *result.errors], key=lambda e: e.line)
+        if refused:
+            result = None
     _summary(out, path, args, parsed, result, refused)
     return 1 if parsed.errors or refused else 0
 
@@ -135,6 +140,11 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
     if result is not None:
         table.add_row("imported", f"{result.sessions_new:,}")
         table.add_row("already imported", f"{result.sessions_present:,}")
+        if result.sessions_same_key:
+            table.add_row(
+                "already imported, other id",
+                f"{result.sessions_same_key:,}",
+            )
     else:
         table.add_row("imported", "0")
     for reason, n in sorted(Counter(e.reason for e in parsed.errors).items()):

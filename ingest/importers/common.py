@@ -281,8 +281,9 @@ def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], lis
             RowError(
                 r["line"],
                 "same session id as an earlier row, other content",
-                f"{r['transaction_id']}: line {r['first_line']} has {_version(r, 'first_')}, "
-                f"this line {_version(r, '')}",
+                f"{r['transaction_id']}: line {r['first_line']} has "
+                f"{version_text(*(r['first_' + c] for c in content))}, "
+                f"this line {version_text(*(r[c] for c in content))}",
             )
             for r in again.filter(~same).iter_rows(named=True)
         ]
@@ -300,12 +301,11 @@ def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], lis
     return keys, errors, flags, duplicates
 
 
-def _version(row: dict, prefix: str) -> str:
-    """One row's content, as an error line shows it."""
+def version_text(evse, connector, start, stop, energy_wh) -> str:
+    """A session's stored content, as an error naming two versions shows it."""
     return (
-        f"EVSE {row[prefix + 'evse_id']} connector {row[prefix + 'connector_id']}, "
-        f"{row[prefix + 'start_ts']:%Y-%m-%dT%H:%M:%SZ} .. {row[prefix + 'stop_ts']:%Y-%m-%dT%H:%M:%SZ}, "
-        f"{row[prefix + 'energy_wh']} Wh"
+        f"EVSE {evse} connector {connector}, "
+        f"{start:%Y-%m-%dT%H:%M:%SZ} .. {stop:%Y-%m-%dT%H:%M:%SZ}, {energy_wh} Wh"
     )
 
 

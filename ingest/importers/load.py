@@ -24,8 +24,10 @@ from ingest.importers.common import (
     OCPP_VERSION,
     TXK,
     Parsed,
+    RowError,
     meter_frame,
     status_frame,
+    version_text,
 )
 from ingest.registry import CHARGE_POINT_SQL, SITE_SQL
 from ingest.store import KINDS, TX_COLUMNS
@@ -49,6 +51,9 @@ class LoadResult:
     status_rows: int
     # new sites whose grid region the import inferred: (site, region, what it was read from)
     regions: list[tuple[str, str, str]] = field(default_factory=list)
+    # rows the database already holds otherwise: refused, with both versions
+    errors: list[RowError] = field(default_factory=list)
+    sessions_same_key: int = 0  # already imported under another id (same connector and start)
 
 
 def ensure_partitions(conn: psycopg.Connection, sessions: pl.DataFrame) -> None:
@@ -273,6 +278,56 @@ def _flags(conn: psycopg.Connection, parsed: Parsed, batch: int) -> None:
         )  # fmt: skip
 
 
+STORED = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh"]
+
+
+def _against_database(
+    conn: psycopg.Connection, sessions: pl.DataFrame, out: LoadResult
+) -> pl.DataFrame:
+    """The sessions to write: a session the database holds under the same id with other content
+    (a corrected re-export) is refused with both versions, never silently kept stale; one it
+    holds under another id at the same charge point, connector and start (an export without
+    session ids) is already imported. Both are counted in `out`."""
+    if sessions.is_empty():
+        return sessions
+    stored = pl.DataFrame(
+        conn.execute(
+            """SELECT charge_point_id, transaction_id, evse_id, connector_id, start_ts, stop_ts,
+                      meter_stop_wh - coalesce(meter_start_wh, 0)
+               FROM transaction
+               WHERE charge_point_id = ANY(%s) AND (transaction_id = ANY(%s) OR start_ts = ANY(%s))""",
+            (
+                sessions["charge_point_id"].unique().to_list(),
+                sessions["transaction_id"].to_list(),
+                sessions["start_ts"].unique().to_list(),
+            ),
+        ).fetchall(),
+        schema={c: sessions.schema[c] for c in [*TXK, *STORED]},
+        orient="row",
+    )
+    if stored.is_empty():
+        return sessions
+    same_id = sessions.join(stored, on=TXK, how="inner", suffix="_db")
+    differs = ~pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_db")) for c in STORED)
+    conflicts = same_id.filter(differs)
+    out.errors += [
+        RowError(
+            r["line"],
+            "already imported with other content",
+            f"{r['transaction_id']}: stored {version_text(*(r[c + '_db'] for c in STORED))}, "
+            f"this line {version_text(*(r[c] for c in STORED))}",
+        )
+        for r in conflicts.iter_rows(named=True)
+    ]
+    natural = ["charge_point_id", "evse_id", "connector_id", "start_ts"]
+    elsewhere = sessions.join(stored, on=TXK, how="anti").join(
+        stored.select(*natural), on=natural, how="semi"
+    )
+    out.sessions_same_key += elsewhere.height
+    drop = pl.concat([conflicts.select("line"), elsewhere.select("line")])
+    return sessions.join(drop, on="line", how="anti")
+
+
 def _load_batch(
     conn: psycopg.Connection,
     sessions: pl.DataFrame,
@@ -283,6 +338,7 @@ def _load_batch(
 ) -> None:
     """One batch of sessions with their sites, charge points, connectors, register samples and
     statuses; the counts are added to `out`."""
+    sessions = _against_database(conn, sessions, out)
     out.sites_new += _sites(conn, sessions, out.regions)
     out.charge_points_new += _charge_points(conn, sessions, fmt, batch)
     _connectors(conn, sessions)
