@@ -510,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--site", help="site id for the imported charge points (default: from file)")
     imp.add_argument("--dry-run", action="store_true", help="parse and report, write nothing")
     imp.add_argument("--strict", action="store_true", help="import nothing if any row is malformed")
+    imp.add_argument(
+        "--replace",
+        action="store_true",
+        help="a session already imported with other content is replaced (default: refused)",
+    )
     imp.set_defaults(func=cmd_import)
 
     report = sub.add_parser("report", help="regulatory report files").add_subparsers(

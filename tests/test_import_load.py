@@ -332,6 +332,14 @@ def test_reimports_refuse_corrections_and_find_sessions_without_ids(
     assert db.execute("SELECT sum(meter_stop_wh) FROM transaction").fetchone()[0] == energy
     assert run_import("chargepoint", str(corrected), "--strict") == 1
     assert "nothing imported" in capsys.readouterr().out
+    # --replace: the corrected version replaces the stored one, samples and statuses included
+    assert run_import("chargepoint", str(corrected), "--replace") == 0
+    assert "replaced (--replace) │ 1" in " ".join(capsys.readouterr().out.split())
+    assert _counts(db) | {"import_batch": 0} == first | {"import_batch": 0}
+    assert db.execute(
+        """SELECT t.meter_stop_wh, max(m.value) FROM transaction t JOIN meter_value m
+           USING (charge_point_id, transaction_id) WHERE transaction_id = 'cp:1:3' GROUP BY 1"""
+    ).fetchone() == (7500.0, 7500.0)
 
     header_cols = header.lstrip("\ufeff").split(",")
     event = header_cols.index("Plug In Event Id")

@@ -116,6 +116,7 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
                 result = load(
                     conn, parsed, fmt=args.format, file_name=path.name, sha256=sha,
                     site=args.site or None, progress=progress,
+                    replace=args.replace,
                 )  # fmt: skip
                 if args.strict and result.errors:
                     refused = True  # rows the database holds otherwise: nothing is imported
@@ -140,6 +141,8 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
     if result is not None:
         table.add_row("imported", f"{result.sessions_new:,}")
         table.add_row("already imported", f"{result.sessions_present:,}")
+        if result.sessions_replaced:
+            table.add_row("replaced (--replace)", f"{result.sessions_replaced:,}")
         if result.sessions_same_key:
             table.add_row(
                 "already imported, other id",

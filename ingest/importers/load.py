@@ -54,6 +54,7 @@ class LoadResult:
     # rows the database already holds otherwise: refused, with both versions
     errors: list[RowError] = field(default_factory=list)
     sessions_same_key: int = 0  # already imported under another id (same connector and start)
+    sessions_replaced: int = 0  # already imported with other content, replaced (--replace)
 
 
 def ensure_partitions(conn: psycopg.Connection, sessions: pl.DataFrame) -> None:
@@ -239,6 +240,7 @@ def load(
     sha256: str,
     site: str | None = None,
     progress: Progress | None = None,
+    replace: bool = False,
 ) -> LoadResult:
     """Write the valid sessions of `parsed` in the caller's transaction (see the module
     docstring), batch by batch when the file was streamed (`Parsed.batches`), so only one
@@ -253,7 +255,7 @@ def load(
     for sessions in parsed.frames():
         if site:
             sessions = sessions.with_columns(site_id=pl.lit(site))
-        _load_batch(conn, sessions, fmt, batch, out, progress)
+        _load_batch(conn, sessions, fmt, batch, out, progress, replace)
     if new_batch and parsed.flags:
         _flags(conn, parsed, batch)
     return out
@@ -282,7 +284,7 @@ STORED = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh"]
 
 
 def _against_database(
-    conn: psycopg.Connection, sessions: pl.DataFrame, out: LoadResult
+    conn: psycopg.Connection, sessions: pl.DataFrame, out: LoadResult, replace: bool = False
 ) -> pl.DataFrame:
     """The sessions to write: a session the database holds under the same id with other content
     (a corrected re-export) is refused with both versions, never silently kept stale; one it
@@ -310,6 +312,10 @@ def _against_database(
     same_id = sessions.join(stored, on=TXK, how="inner", suffix="_db")
     differs = ~pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_db")) for c in STORED)
     conflicts = same_id.filter(differs)
+    if replace:
+        _remove(conn, conflicts)
+        out.sessions_replaced += conflicts.height
+        conflicts = conflicts.clear()
     out.errors += [
         RowError(
             r["line"],
@@ -328,6 +334,26 @@ def _against_database(
     return sessions.join(drop, on="line", how="anti")
 
 
+def _remove(conn: psycopg.Connection, stored: pl.DataFrame) -> None:
+    """The stored versions of these imported sessions (`--replace`): their transaction, register
+    samples and the statuses the import wrote on their connector over their span."""
+    with conn.cursor() as cur:
+        for r in stored.iter_rows(named=True):
+            key = (str(r["charge_point_id"]), r["transaction_id"])
+            cur.execute(
+                "DELETE FROM meter_value WHERE charge_point_id = %s AND transaction_id = %s", key
+            )
+            cur.execute(
+                """DELETE FROM status_event WHERE charge_point_id = %s AND evse_id = %s
+                       AND connector_id = %s AND ts >= %s AND ts <= %s AND ocpp_version = %s""",
+                (key[0], r["evse_id_db"], r["connector_id_db"], r["start_ts_db"], r["stop_ts_db"],
+                 OCPP_VERSION),
+            )  # fmt: skip
+            cur.execute(
+                "DELETE FROM transaction WHERE charge_point_id = %s AND transaction_id = %s", key
+            )
+
+
 def _load_batch(
     conn: psycopg.Connection,
     sessions: pl.DataFrame,
@@ -335,10 +361,11 @@ def _load_batch(
     batch: int,
     out: LoadResult,
     progress: Progress | None,
+    replace: bool = False,
 ) -> None:
     """One batch of sessions with their sites, charge points, connectors, register samples and
     statuses; the counts are added to `out`."""
-    sessions = _against_database(conn, sessions, out)
+    sessions = _against_database(conn, sessions, out, replace)
     out.sites_new += _sites(conn, sessions, out.regions)
     out.charge_points_new += _charge_points(conn, sessions, fmt, batch)
     _connectors(conn, sessions)
