@@ -422,11 +422,7 @@ class Writer:
                 await asyncio.sleep(self.retry_seconds)
 
     async def _step(self) -> None:
-        overdue = bool(self._held) and (
-            self._flushing > 0
-            or time.monotonic() - self._held_since >= self.background_seconds
-            or sum(len(req.ops) for req in self._held) >= self.max_batch_ops
-        )
+        overdue = (bool(self._held) and self._flushing > 0) or self._held_due(holds=1)
         if self._queue.empty() and overdue:
             await self._store_held()
             return
@@ -460,14 +456,15 @@ class Writer:
             self._held += [req for req in batch if req.done is None]
         if awaited:
             await self._store_part(awaited)
-        if overdue and (not awaited or self._starving()):
+        # held rows wait for a moment without awaited requests, but not for ever: after ten
+        # holds, or once they fill a batch, a chunk goes between two awaited batches
+        if overdue and (not awaited or self._held_due(holds=10)):
             await self._store_held()
 
-    def _starving(self) -> bool:
-        """Held rows wait for a moment without awaited requests, but not for ever: after ten
-        holds, or once they fill a batch, a chunk goes between two awaited batches."""
+    def _held_due(self, holds: float) -> bool:
+        """Rows are held and have been for `holds` hold periods, or fill a batch."""
         return bool(self._held) and (
-            time.monotonic() - self._held_since >= 10 * self.background_seconds
+            time.monotonic() - self._held_since >= holds * self.background_seconds
             or sum(len(req.ops) for req in self._held) >= self.max_batch_ops
         )
 

@@ -14,6 +14,7 @@ more than 30 minutes as offline.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import zoneinfo
@@ -266,28 +267,24 @@ def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], lis
 
     Lean on purpose (a streamed file's keys are the only thing kept for all rows)."""
     keys = keys if keys["line"].is_sorted() else keys.sort("line")
-    content = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh"]
-    again = keys.filter(pl.struct(TXK).is_first_distinct().not_())
+    first_of_id = keys.select(pl.struct(TXK).is_first_distinct()).to_series()
     errors: list[RowError] = []
     duplicates = 0
-    if again.height:
-        first = keys.filter(pl.struct(TXK).is_first_distinct()).select(
-            *TXK, first_line="line", **{f"first_{c}": c for c in content}
-        )
-        again = again.join(first, on=TXK, how="left")
-        same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"first_{c}")) for c in content)
+    if not first_of_id.all():
+        first = keys.filter(first_of_id)
+        again = keys.filter(~first_of_id).join(first, on=TXK, how="left", suffix="_first")
+        same = same_content("_first")
         duplicates = int(again.filter(same).height)
         errors = [
             RowError(
                 r["line"],
                 "same session id as an earlier row, other content",
-                f"{r['transaction_id']}: line {r['first_line']} has "
-                f"{version_text(*(r['first_' + c] for c in content))}, "
-                f"this line {version_text(*(r[c] for c in content))}",
+                f"{r['transaction_id']}: line {r['line_first']} has "
+                f"{version_text(r, '_first')}, this line {version_text(r)}",
             )
             for r in again.filter(~same).iter_rows(named=True)
         ]
-        keys = keys.filter(pl.struct(TXK).is_first_distinct())
+        keys = first
     crowded = (
         keys.sort([*KEY, "start_ts", "line"])
         .with_columns(overlaps=pl.col("start_ts") < pl.col("stop_ts").cum_max().shift(1).over(KEY))
@@ -301,8 +298,19 @@ def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], lis
     return keys, errors, flags, duplicates
 
 
-def version_text(evse, connector, start, stop, energy_wh) -> str:
-    """A session's stored content, as an error naming two versions shows it."""
+# what makes two rows with one session id the same session (in a file, or file and database)
+CONTENT = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh"]
+
+
+def same_content(suffix: str) -> pl.Expr:
+    """True where a row's CONTENT equals that of the other version, joined with `suffix`."""
+    return pl.all_horizontal(pl.col(c).eq_missing(pl.col(c + suffix)) for c in CONTENT)
+
+
+def version_text(row: dict, suffix: str = "") -> str:
+    """A row's CONTENT (the columns ending in `suffix`), as an error naming two versions
+    shows it."""
+    evse, connector, start, stop, energy_wh = (row[c + suffix] for c in CONTENT)
     return (
         f"EVSE {evse} connector {connector}, "
         f"{start:%Y-%m-%dT%H:%M:%SZ} .. {stop:%Y-%m-%dT%H:%M:%SZ}, {energy_wh} Wh"
@@ -326,8 +334,6 @@ def _place_overlaps(keys: pl.DataFrame, cps: list[str]) -> tuple[pl.DataFrame, l
 
     Sessions that do not overlap never move. Each moved session gets a flag naming the session
     it overlapped and where it was put."""
-    import bisect
-
     mine = keys.filter(pl.col("charge_point_id").is_in(cps)).sort(
         "charge_point_id", "start_ts", "line"
     )

@@ -21,11 +21,13 @@ import polars as pl
 import psycopg
 
 from ingest.importers.common import (
+    CONTENT,
     OCPP_VERSION,
     TXK,
     Parsed,
     RowError,
     meter_frame,
+    same_content,
     status_frame,
     version_text,
 )
@@ -280,9 +282,6 @@ def _flags(conn: psycopg.Connection, parsed: Parsed, batch: int) -> None:
         )  # fmt: skip
 
 
-STORED = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh"]
-
-
 def _against_database(
     conn: psycopg.Connection, sessions: pl.DataFrame, out: LoadResult, replace: bool = False
 ) -> pl.DataFrame:
@@ -304,14 +303,13 @@ def _against_database(
                 sessions["start_ts"].unique().to_list(),
             ),
         ).fetchall(),
-        schema={c: sessions.schema[c] for c in [*TXK, *STORED]},
+        schema={c: sessions.schema[c] for c in [*TXK, *CONTENT]},
         orient="row",
     )
     if stored.is_empty():
         return sessions
     same_id = sessions.join(stored, on=TXK, how="inner", suffix="_db")
-    differs = ~pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_db")) for c in STORED)
-    conflicts = same_id.filter(differs)
+    conflicts = same_id.filter(~same_content("_db"))
     if replace:
         _remove(conn, conflicts)
         out.sessions_replaced += conflicts.height
@@ -320,8 +318,7 @@ def _against_database(
         RowError(
             r["line"],
             "already imported with other content",
-            f"{r['transaction_id']}: stored {version_text(*(r[c + '_db'] for c in STORED))}, "
-            f"this line {version_text(*(r[c] for c in STORED))}",
+            f"{r['transaction_id']}: stored {version_text(r, '_db')}, this line {version_text(r)}",
         )
         for r in conflicts.iter_rows(named=True)
     ]

@@ -56,8 +56,8 @@ def grid_region(country: str | None, state: str | None, postal_code: str | None)
         return {"grid_region": country, "region_from": f"the country ({country})"}
     code = (state or "").strip()
     code = STATE_NAMES.get(code.lower(), code.upper())
-    if code == "NY" and postal_code and postal_code.strip()[:3] in NY_ZIP3:
-        zip3 = postal_code.strip()[:3]
+    zip3 = (postal_code or "").strip()[:3]
+    if code == "NY" and zip3 in NY_ZIP3:
         return {"grid_region": NY_ZIP3[zip3], "region_from": f"the ZIP code ({postal_code})"}
     if code in STATE_SUBREGION:
         return {"grid_region": STATE_SUBREGION[code], "region_from": f"the state ({code})"}
