@@ -33,7 +33,7 @@ RAW_TABLES = (
     "spool_replay", "stripe_payment_intent", "stripe_charge", "stripe_refund", "stripe_dispute",
     "stripe_balance_transaction", "stripe_payout", "stripe_sync_state", "import_batch",
     "dashboard_delivery", "quarantine", "spool_dead_letter", "charger_message",
-    "charger_variable", "transaction_event_digest", "import_flag",
+    "charger_variable", "transaction_event_digest", "import_flag", "import_payment",
 )  # fmt: skip
 
 

@@ -262,7 +262,8 @@ def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
 @daily_asset(
     deps=[sessions],
     description="What each session that started in the day owes under the tariff in force at its "
-    "start, in the currency's minor units, with the breakdown (energy, time, idle, fee, tax).",
+    "start, in the currency's minor units, with the breakdown (energy, time, idle, fee, tax); an "
+    "imported session without a tariff at the fee its export gives (tariff_id 'imported').",
 )
 def expected_revenue(context: dg.AssetExecutionContext, database: DatabaseResource):
     day = partition_day(context)
@@ -275,13 +276,22 @@ def expected_revenue(context: dg.AssetExecutionContext, database: DatabaseResour
             for c, t in revenue_logic.TARIFFS.items()
         )
         tariffs = read_table(url, f"SELECT {cols} FROM tariff", revenue_logic.TARIFFS)
-        owed = revenue_logic.expected_revenue(day_sessions, tariffs)
+        fees = read_table(
+            url,
+            "SELECT session_id, currency, amount FROM import_payment WHERE session_id IN "
+            f"(SELECT session_id FROM analytics.sessions WHERE day = '{day}')",
+            revenue_logic.IMPORTED_FEES,
+        )
+        owed = revenue_logic.expected_revenue(day_sessions, tariffs, fees)
         written = replace_partition(url, day, {"expected_revenue": with_day(owed, day)})
         totals = owed.group_by("currency").agg(pl.col("gross_amount").sum()).sort("currency")
         return dg.MaterializeResult(
             metadata={
                 "sessions_priced": written["expected_revenue"],
                 "sessions_without_tariff_or_open": day_sessions.height - owed.height,
+                "sessions_at_imported_fee": int(
+                    (owed["tariff_id"] == revenue_logic.IMPORTED_TARIFF).sum()
+                ),
                 "gross_minor_units_by_currency": dg.MetadataValue.json(dict(totals.iter_rows())),
                 "preview": _preview(
                     owed.select("session_id", "tariff_id", "currency", "gross_amount")

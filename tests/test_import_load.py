@@ -326,8 +326,8 @@ def test_reimports_refuse_corrections_and_find_sessions_without_ids(
     out = " ".join(capsys.readouterr().out.split())
     assert (
         "line 5: already imported with other content: cp:1:3: stored EVSE 1 connector 1, "
-        "2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 6249.457 Wh, this line EVSE 1 connector 1, "
-        "2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 7500.0 Wh"
+        "2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 6249.457 Wh, fee 0.00 USD, this line EVSE 1 "
+        "connector 1, 2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 7500.0 Wh, fee 0.00 USD"
     ) in out
     assert db.execute("SELECT sum(meter_stop_wh) FROM transaction").fetchone()[0] == energy
     assert run_import("chargepoint", str(corrected), "--strict") == 1

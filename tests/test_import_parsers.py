@@ -209,7 +209,8 @@ def test_a_same_id_row_with_other_content_is_an_error_naming_both_lines(tmp_path
     assert p.rows_read == 3 and p.duplicates == 1  # line 3: the same row again
     assert [str(e) for e in p.errors] == [
         "line 4: same session id as an earlier row, other content: cp:1:3: line 2 has EVSE 1 "
-        "connector 1, 2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 6249.457 Wh, this line EVSE 1 "
-        "connector 1, 2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 7500.0 Wh"
+        "connector 1, 2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 6249.457 Wh, fee 0.00 USD, "
+        "this line EVSE 1 connector 1, 2024-07-30T03:17:00Z .. 2024-07-30T06:20:00Z, 7500.0 Wh, "
+        "fee 0.00 USD"
     ]
     assert p.sessions["energy_wh"].to_list() == [6249.457]

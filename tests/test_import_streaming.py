@@ -115,6 +115,7 @@ SNAPSHOT = {
     "meter_value": "SELECT transaction_id, ts, value, context FROM meter_value ORDER BY 1, 2",
     "status_event": "SELECT charge_point_id, evse_id, ts, status FROM status_event ORDER BY 1, 2, 3",
     "charge_point": "SELECT charge_point_id, site_id, registered_at FROM charge_point ORDER BY 1",
+    "import_payment": "SELECT session_id, amount, currency, line FROM import_payment ORDER BY 1",
 }
 
 
@@ -129,6 +130,7 @@ def test_a_small_batch_size_imports_the_same_rows(run_import, db, tmp_path, monk
     for t in ("meter_value", "status_event", "transaction", "connector", "evse", "charge_point"):
         db.execute(f"DELETE FROM {t}")
     db.execute("DELETE FROM import_flag")
+    db.execute("DELETE FROM import_payment")
     db.execute("DELETE FROM import_batch")
     monkeypatch.setenv(common.BATCH_ROWS_ENV, "2")
     assert run_import("chargepoint", str(path)) == 0

@@ -129,7 +129,14 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if parsed.errors or refused else 0
 
 
+def _money(amount: int, currency: str) -> str:
+    from chargeops.money import exponent_of, money_text
+
+    return money_text(int(amount), exponent_of(currency), currency)
+
+
 def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, refused) -> None:
+    import polars as pl
     from rich.table import Table
 
     s = parsed.sessions
@@ -162,6 +169,16 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
     table.add_row("kWh in valid sessions", f"{float(s['energy_wh'].sum() or 0) / 1000:,.3f}")
     if result is not None:
         table.add_row("kWh imported", f"{result.energy_wh_new / 1000:,.3f}")
+    fees = (
+        s.filter(pl.col("fee_amount").is_not_null())
+        .group_by("currency")
+        .agg(pl.len(), pl.col("fee_amount").sum())
+    )
+    for currency, n, amount in fees.sort("currency").iter_rows():
+        table.add_row(f"fees in valid sessions ({currency})", f"{_money(amount, currency)} ({n:,})")
+        if result is not None:
+            new = result.fees_new.get(currency, 0)
+            table.add_row(f"fees imported ({currency})", _money(new, currency))
     if s.height:
         table.add_row("period (UTC)", f"{s['start_ts'].min():%Y-%m-%d %H:%M} .. "
                       f"{s['stop_ts'].max():%Y-%m-%d %H:%M}")  # fmt: skip

@@ -146,6 +146,8 @@ def parse(path: Path) -> Parsed:
         start_ts=pl.col("start_ts").cast(TS),
         stop_ts=pl.col("stop_ts").cast(TS),
         energy_wh=wh(pl.col("kwh")),
+        fee_amount=pl.lit(None, dtype=pl.Int64),  # ACN-Data sessions carry no fee
+        currency=pl.lit(None, dtype=pl.String),
         knot_ts=pl.concat_list(pl.col("done_ts").cast(TS)),
         knot_wh=pl.concat_list(wh(pl.col("kwh"))),
     )

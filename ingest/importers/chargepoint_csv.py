@@ -28,6 +28,8 @@ from ingest.importers.common import (
     Parsed,
     RowError,
     empty_sessions,
+    fee_checks,
+    fee_columns,
     first_error,
     open_text,
     quoted,
@@ -53,7 +55,7 @@ REQUIRED = (
 OPTIONAL = (
     "Station Name", "MAC Address", "Org Name", "Charging Time (hh:mm:ss)", "Port Type",
     "Port Number", "Plug Type", "Address 1", "City", "Country", "Ended By", "Plug In Event Id",
-    "User ID", "System S/N", "Model Number", "State/Province", "Postal Code",
+    "User ID", "System S/N", "Model Number", "State/Province", "Postal Code", "Fee", "Currency",
 )  # fmt: skip
 DATE_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
 
@@ -198,6 +200,7 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
             pl.col("Charging Time (hh:mm:ss)").is_not_null() & pl.col("charging_s").is_null(),
             quoted("Charging Time (hh:mm:ss)"),
         ),
+        *fee_checks("Fee", pl.col("Currency")),
     ]
     good, bad = first_error(df, checks)
     errors += bad
@@ -260,6 +263,7 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
         start_ts=pl.col("start_ts").cast(TS),
         stop_ts=pl.col("stop_ts").cast(TS),
         energy_wh=wh(pl.col("energy_kwh")),
+        **fee_columns(pl.col("Fee"), pl.col("Currency")),
         knot_ts=pl.concat_list(
             pl.col("start_ts").cast(TS) + pl.duration(seconds=pl.col("charging_s"))
         ),

@@ -26,6 +26,7 @@ from typing import TextIO
 
 import polars as pl
 
+from chargeops.money import exponent_of, minor_unit_exponent, money_text, to_minor
 from chargeops.plausibility import step_limit_wh
 from chargeops.settings import ConfigError
 from ingest.normalise import DEFAULT_MEASURAND
@@ -49,6 +50,8 @@ SESSIONS = {  # the common frame: one row per imported session
     "site_grid_region": pl.String, "site_region_from": pl.String,
     "id_token": pl.String, "stop_reason": pl.String,
     "start_ts": TS, "stop_ts": TS, "energy_wh": pl.Float64,
+    # what the driver paid, in minor units of `currency` (ISO 4217); null: the file gives no fee
+    "fee_amount": pl.Int64, "currency": pl.String,
     # inner points of the cumulative energy profile, strictly inside (start, stop), rising
     "knot_ts": pl.List(TS), "knot_wh": pl.List(pl.Float64),
 }  # fmt: skip
@@ -170,6 +173,35 @@ def quoted(col: str) -> pl.Expr:
     return pl.format("{} '{}'", pl.lit(col), pl.col(col).fill_null(""))
 
 
+# a fee as exports write it: a plain decimal, a currency sign before it allowed ("$1.50")
+FEE_PATTERN = r"^[$€£¥]?\s*(\d+(?:\.\d+)?)$"
+
+
+def fee_checks(fee: str, currency: pl.Expr) -> list[tuple[str, pl.Expr, pl.Expr]]:
+    """`first_error` checks of a fee column (text) and its currency (an ISO 4217 code): an
+    empty fee is no fee; a fee that is not a non-negative number, or has no currency, is a
+    malformed row."""
+    text = pl.col(fee).str.strip_chars()
+    given = text.is_not_null() & (text != "")
+    return [
+        ("bad fee", given & text.str.extract(FEE_PATTERN).is_null(), quoted(fee)),
+        ("fee without currency", given & currency.is_null(), quoted(fee)),
+        (
+            "unknown currency",
+            given & ~currency.str.strip_chars().str.to_uppercase().str.contains(r"^[A-Z]{3}$"),
+            pl.format("currency '{}'", currency),
+        ),
+    ]
+
+
+def fee_columns(fee: pl.Expr, currency: pl.Expr) -> dict[str, pl.Expr]:
+    """SESSIONS' fee_amount (minor units, rounded once) and currency from a fee column (text,
+    checked by `fee_checks`) and its currency; both null where the row gives no fee."""
+    number = fee.str.strip_chars().str.extract(FEE_PATTERN).cast(pl.Float64)
+    code = pl.when(number.is_not_null()).then(currency.str.strip_chars().str.to_uppercase())
+    return {"fee_amount": to_minor(number, minor_unit_exponent(code)), "currency": code}
+
+
 def max_session() -> timedelta:
     """The longest session an import accepts (`CHARGEOPS_IMPORT_MAX_SESSION_DAYS`, default 7)."""
     raw = os.environ.get(MAX_SESSION_ENV, "").strip()
@@ -255,7 +287,8 @@ def _row_checks(df: pl.DataFrame, longest: timedelta) -> tuple[pl.DataFrame, lis
     )
 
 
-KEYS = [*TXK, "evse_id", "connector_id", "line", "start_ts", "stop_ts", "energy_wh"]
+KEYS = [*TXK, "evse_id", "connector_id", "line", "start_ts", "stop_ts", "energy_wh", "fee_amount",
+        "currency"]  # fmt: skip
 
 
 def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], list[RowFlag], int]:
@@ -299,7 +332,7 @@ def _cross_checks(keys: pl.DataFrame) -> tuple[pl.DataFrame, list[RowError], lis
 
 
 # what makes two rows with one session id the same session (in a file, or file and database)
-CONTENT = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh"]
+CONTENT = ["evse_id", "connector_id", "start_ts", "stop_ts", "energy_wh", "fee_amount", "currency"]
 
 
 def same_content(suffix: str) -> pl.Expr:
@@ -310,10 +343,11 @@ def same_content(suffix: str) -> pl.Expr:
 def version_text(row: dict, suffix: str = "") -> str:
     """A row's CONTENT (the columns ending in `suffix`), as an error naming two versions
     shows it."""
-    evse, connector, start, stop, energy_wh = (row[c + suffix] for c in CONTENT)
+    evse, connector, start, stop, energy_wh, fee, currency = (row[c + suffix] for c in CONTENT)
+    paid = "" if fee is None else f", fee {money_text(fee, exponent_of(currency), currency)}"
     return (
         f"EVSE {evse} connector {connector}, "
-        f"{start:%Y-%m-%dT%H:%M:%SZ} .. {stop:%Y-%m-%dT%H:%M:%SZ}, {energy_wh} Wh"
+        f"{start:%Y-%m-%dT%H:%M:%SZ} .. {stop:%Y-%m-%dT%H:%M:%SZ}, {energy_wh} Wh{paid}"
     )
 
 

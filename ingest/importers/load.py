@@ -57,6 +57,7 @@ class LoadResult:
     errors: list[RowError] = field(default_factory=list)
     sessions_same_key: int = 0  # already imported under another id (same connector and start)
     sessions_replaced: int = 0  # already imported with other content, replaced (--replace)
+    fees_new: dict[str, int] = field(default_factory=dict)  # currency -> minor units imported
 
 
 def ensure_partitions(conn: psycopg.Connection, sessions: pl.DataFrame) -> None:
@@ -293,10 +294,12 @@ def _against_database(
         return sessions
     stored = pl.DataFrame(
         conn.execute(
-            """SELECT charge_point_id, transaction_id, evse_id, connector_id, start_ts, stop_ts,
-                      meter_stop_wh - coalesce(meter_start_wh, 0)
-               FROM transaction
-               WHERE charge_point_id = ANY(%s) AND (transaction_id = ANY(%s) OR start_ts = ANY(%s))""",
+            """SELECT t.charge_point_id, t.transaction_id, t.evse_id, t.connector_id, t.start_ts,
+                      t.stop_ts, t.meter_stop_wh - coalesce(t.meter_start_wh, 0), p.amount,
+                      p.currency
+               FROM transaction t LEFT JOIN import_payment p USING (charge_point_id, transaction_id)
+               WHERE t.charge_point_id = ANY(%s)
+                 AND (t.transaction_id = ANY(%s) OR t.start_ts = ANY(%s))""",
             (
                 sessions["charge_point_id"].unique().to_list(),
                 sessions["transaction_id"].to_list(),
@@ -346,9 +349,29 @@ def _remove(conn: psycopg.Connection, stored: pl.DataFrame) -> None:
                 (key[0], r["evse_id_db"], r["connector_id_db"], r["start_ts_db"], r["stop_ts_db"],
                  OCPP_VERSION),
             )  # fmt: skip
-            cur.execute(
-                "DELETE FROM transaction WHERE charge_point_id = %s AND transaction_id = %s", key
-            )
+            for table in ("import_payment", "transaction"):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE charge_point_id = %s AND transaction_id = %s", key
+                )
+
+
+def _payments(conn: psycopg.Connection, new: pl.DataFrame, batch: int, out: LoadResult) -> None:
+    """The fees of the sessions this run inserted, as imported payments (`import_payment`)."""
+    paid = new.filter(pl.col("fee_amount").is_not_null())
+    if paid.is_empty():
+        return
+    rows = paid.select(
+        "charge_point_id",
+        "transaction_id",
+        amount="fee_amount",
+        currency="currency",
+        paid_at="stop_ts",
+        import_batch_id=pl.lit(batch, dtype=pl.Int64),
+        line="line",
+    )
+    _copy(conn, "import_payment", rows)
+    for currency, amount in rows.group_by("currency").agg(pl.col("amount").sum()).iter_rows():
+        out.fees_new[currency] = out.fees_new.get(currency, 0) + int(amount)
 
 
 def _load_batch(
@@ -382,6 +405,7 @@ def _load_batch(
     status = status_frame(new, now)
     n_meter = _copy(conn, "meter_value", meter)[0][0] if meter.height else 0
     n_status = _copy(conn, "status_event", status)[0][0] if status.height else 0
+    _payments(conn, new, batch, out)
     energy_new = float(new["energy_wh"].sum() or 0.0)
     if new.height:
         conn.execute(

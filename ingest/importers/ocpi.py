@@ -28,6 +28,8 @@ from ingest.importers.common import (
     Parsed,
     RowError,
     empty_sessions,
+    fee_checks,
+    fee_columns,
     first_error,
     open_text,
     quoted,
@@ -47,6 +49,8 @@ FIELDS = {  # column -> path in the CDR
     "power_type": ("cdr_location", "connector_power_type"),
     "country": ("cdr_location", "country"), "time_zone": ("cdr_location", "time_zone"),
     "state": ("cdr_location", "state"), "postal_code": ("cdr_location", "postal_code"),
+    "currency": ("currency",), "total_cost": ("total_cost",),
+    "cost_incl_vat": ("total_cost", "incl_vat"), "cost_excl_vat": ("total_cost", "excl_vat"),
 }  # fmt: skip
 REQUIRED = ("id", "start_date_time", "end_date_time", "total_energy", "location_id", "evse_uid")
 ALPHA3 = {
@@ -152,6 +156,13 @@ def _batch(cdrs: list[tuple[int, dict]], errors: list[RowError]) -> Batch:
         stop_ts=_iso("end_date_time"),
         kwh=pl.col("total_energy").cast(pl.Float64, strict=False),
         parking_h=pl.col("total_parking_time").cast(pl.Float64, strict=False),
+        # what the driver paid: total_cost is a Price (2.2.1: incl_vat, else excl_vat) or a
+        # number (2.1.1)
+        fee=pl.coalesce(
+            "cost_incl_vat",
+            "cost_excl_vat",
+            pl.when(~pl.col("total_cost").str.starts_with("{")).then("total_cost"),
+        ),
     )
     periods = pl.DataFrame(
         [p for n, o in cdrs for p in _periods(n, o)],
@@ -205,6 +216,7 @@ def _batch(cdrs: list[tuple[int, dict]], errors: list[RowError]) -> Batch:
             ),
             pl.format("periods {} kWh, total_energy {} kWh", pl.col("period_kwh"), pl.col("kwh")),
         ),
+        *fee_checks("fee", pl.col("currency")),
     ]
     good, bad = first_error(df, checks)
     # knots: the cumulative energy at each period's start (scaled to total_energy), or the start
@@ -270,6 +282,7 @@ def _batch(cdrs: list[tuple[int, dict]], errors: list[RowError]) -> Batch:
         start_ts=pl.col("start_ts").cast(TS),
         stop_ts=pl.col("stop_ts").cast(TS),
         energy_wh=wh(pl.col("kwh")),
+        **fee_columns(pl.col("fee"), pl.col("currency")),
         knot_ts=pl.col("knot_ts").fill_null(pl.lit([], dtype=pl.List(TS))),
         knot_wh=pl.col("knot_wh").fill_null(pl.lit([], dtype=pl.List(pl.Float64))),
     )

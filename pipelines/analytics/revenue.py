@@ -12,20 +12,23 @@ Every amount is rounded half away from zero to minor units once, at the end: 10^
 currencies, 10^0 for Stripe's zero-decimal currencies (JPY, KRW, ...), 10^3 for BHD, JOD, KWD, OMR
 and TND; the components are rounded separately and the gross is their sum, so a breakdown always
 adds up.
+
+Imported history (`chargeops import`) carries what the driver paid, not a tariff: a finished
+session with an imported fee (table `import_payment`) and no tariff in force is priced at that
+fee, tariff_id `imported`, the whole amount in session_fee_amount (the export does not break it
+down, and says nothing of tax: tax 0, net = gross = the fee). Where a tariff is in force it wins,
+so the reconciliation compares what the export says was paid with what the tariff asks.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from chargeops.money import minor_unit_exponent, to_minor
 from pipelines.analytics.frames import TS
 
-# Stripe's zero-decimal and three-decimal currencies (stripe.com/docs/currencies)
-ZERO_DECIMAL = {
-    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
-    "XAF", "XOF", "XPF",
-}  # fmt: skip
-THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
+IMPORTED_TARIFF = "imported"  # tariff_id of a session priced at its imported fee
+IMPORTED_FEES = {"session_id": pl.String, "currency": pl.String, "amount": pl.Int64}
 
 TARIFFS = {
     "tariff_id": pl.String, "site_id": pl.String, "charge_point_id": pl.String,
@@ -42,30 +45,6 @@ EXPECTED_REVENUE = {
     "session_fee_amount": pl.Int64, "tax_amount": pl.Int64, "net_amount": pl.Int64,
     "gross_amount": pl.Int64,
 }  # fmt: skip
-
-
-def exponent_of(currency: str) -> int:
-    """Minor-unit exponent of one currency code (as `minor_unit_exponent`, for scalars)."""
-    upper = currency.upper()
-    return 0 if upper in ZERO_DECIMAL else 3 if upper in THREE_DECIMAL else 2
-
-
-def minor_unit_exponent(currency: pl.Expr) -> pl.Expr:
-    upper = currency.str.to_uppercase()
-    return (
-        pl.when(upper.is_in(sorted(ZERO_DECIMAL)))
-        .then(0)
-        .when(upper.is_in(sorted(THREE_DECIMAL)))
-        .then(3)
-        .otherwise(2)
-        .cast(pl.Int8)
-    )
-
-
-def _to_minor(amount: pl.Expr, exponent: pl.Expr) -> pl.Expr:
-    """Round half away from zero to minor units (Int64)."""
-    scaled = amount * pl.lit(10.0).pow(exponent.cast(pl.Float64))
-    return (scaled.abs() + 0.5 + 1e-9).floor().mul(scaled.sign()).cast(pl.Int64)
 
 
 def tariff_for_sessions(sessions: pl.DataFrame, tariffs: pl.DataFrame) -> pl.DataFrame:
@@ -91,10 +70,52 @@ def tariff_for_sessions(sessions: pl.DataFrame, tariffs: pl.DataFrame) -> pl.Dat
     )
 
 
-def expected_revenue(sessions: pl.DataFrame, tariffs: pl.DataFrame) -> pl.DataFrame:
+def expected_revenue(
+    sessions: pl.DataFrame, tariffs: pl.DataFrame, imported_fees: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Per session (SESSIONS frame: session_id, charge_point_id, site_id, start_ts, end_ts,
-    energy_wh, idle_min) the amount owed with its breakdown (EXPECTED_REVENUE). Sessions with no
-    tariff in force, or still open (no end), are left out."""
+    energy_wh, idle_min) the amount owed with its breakdown (EXPECTED_REVENUE). A session with
+    no tariff in force is priced at its imported fee (IMPORTED_FEES) when it has one, else left
+    out; still open sessions (no end) are left out."""
+    owed = _tariffed(sessions, tariffs)
+    if imported_fees is None or imported_fees.is_empty():
+        return owed
+    return pl.concat([owed, _at_imported_fee(sessions, imported_fees, owed)]).sort("session_id")
+
+
+def _at_imported_fee(
+    sessions: pl.DataFrame, fees: pl.DataFrame, tariffed: pl.DataFrame
+) -> pl.DataFrame:
+    fee = pl.col("amount")
+    zero = pl.lit(0, pl.Int64)
+    return (
+        sessions.filter(pl.col("end_ts").is_not_null())
+        .join(fees, on="session_id")
+        .join(tariffed.select("session_id"), on="session_id", how="anti")
+        .select(
+            "session_id",
+            "charge_point_id",
+            "site_id",
+            tariff_id=pl.lit(IMPORTED_TARIFF),
+            currency=pl.col("currency").str.to_uppercase(),
+            minor_unit_exponent=minor_unit_exponent(pl.col("currency")),
+            energy_kwh=pl.col("energy_wh").fill_null(0) / 1000.0,
+            session_min=(pl.col("end_ts") - pl.col("start_ts")).dt.total_microseconds() / 60e6,
+            billable_idle_min=pl.lit(0.0),
+            energy_amount=zero,
+            time_amount=zero,
+            idle_amount=zero,
+            session_fee_amount=fee,
+            tax_amount=zero,
+            net_amount=fee,
+            gross_amount=fee,
+        )  # fmt: skip
+        .select([pl.col(c).cast(t) for c, t in EXPECTED_REVENUE.items()])
+    )
+
+
+def _tariffed(sessions: pl.DataFrame, tariffs: pl.DataFrame) -> pl.DataFrame:
+    """The sessions priced under the tariff in force at their start."""
     priced = tariff_for_sessions(sessions, tariffs).join(
         sessions.select("session_id", "end_ts", "energy_wh", "idle_min"), on="session_id"
     )
@@ -106,10 +127,10 @@ def expected_revenue(sessions: pl.DataFrame, tariffs: pl.DataFrame) -> pl.DataFr
         session_min=(pl.col("end_ts") - pl.col("start_ts")).dt.total_microseconds() / 60e6,
         billable_idle_min=(pl.col("idle_min").fill_null(0) - pl.col("idle_grace_min")).clip(0),
     ).with_columns(
-        energy_amount=_to_minor(pl.col("energy_kwh") * pl.col("energy_price_per_kwh"), exp),
-        time_amount=_to_minor(pl.col("session_min") * pl.col("time_price_per_min"), exp),
-        idle_amount=_to_minor(pl.col("billable_idle_min") * pl.col("idle_fee_per_min"), exp),
-        session_fee_amount=_to_minor(pl.col("session_fee"), exp),
+        energy_amount=to_minor(pl.col("energy_kwh") * pl.col("energy_price_per_kwh"), exp),
+        time_amount=to_minor(pl.col("session_min") * pl.col("time_price_per_min"), exp),
+        idle_amount=to_minor(pl.col("billable_idle_min") * pl.col("idle_fee_per_min"), exp),
+        session_fee_amount=to_minor(pl.col("session_fee"), exp),
     )
     subtotal = (
         pl.col("energy_amount") + pl.col("time_amount") + pl.col("idle_amount")
@@ -121,7 +142,7 @@ def expected_revenue(sessions: pl.DataFrame, tariffs: pl.DataFrame) -> pl.DataFr
         .then(subtotal - subtotal / (1 + rate))
         .otherwise(subtotal * rate)
     )
-    priced = priced.with_columns(tax_amount=_to_minor(tax, pl.lit(0, pl.Int8)))
+    priced = priced.with_columns(tax_amount=to_minor(tax, pl.lit(0, pl.Int8)))
     priced = priced.with_columns(
         net_amount=pl.when(pl.col("prices_include_tax"))
         .then(subtotal - pl.col("tax_amount"))

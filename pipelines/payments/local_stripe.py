@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pipelines.analytics.revenue import exponent_of
+from chargeops.money import exponent_of
 
 RESOURCES = {  # URL segment -> object name
     "payment_intents": "payment_intent",

@@ -24,6 +24,11 @@ were made, and one line per orphan payment: a PI created in the day whose sessio
 unknown to every expected_revenue row. A PI that names a session of another day belongs to that
 day's line only, so no payment is reconciled twice.
 
+Imported history (`chargeops import`, table `import_payment`): the fee an export gives is a
+payment already made, with id `import:<session_id>`, status `succeeded`, captured = the fee, no
+Stripe fees, and bt_net = paid_out = the fee (the money was settled by the system that exported
+it); a fee of 0 is no payment. It reconciles like a PI, so imported revenue is on the same lines and totals.
+
 Category, first that applies (the precedence):
   matched             nothing owed (gross within the tolerance of 0) and no PI: a failed start
                       or a zero-energy session is not charged, so no payment is missing;
@@ -48,8 +53,9 @@ from datetime import date
 
 import polars as pl
 
+from chargeops.money import minor_unit_exponent
+from chargeops.money import money_text as _money
 from pipelines.analytics.frames import TS
-from pipelines.analytics.revenue import minor_unit_exponent
 from pipelines.raw import day_bounds
 
 CATEGORIES = (
@@ -85,6 +91,12 @@ BALANCE_TRANSACTIONS = {
     "id": pl.String, "source": pl.String, "fee": pl.Int64, "net": pl.Int64, "payout": pl.String,
     "currency": pl.String,
 }  # fmt: skip
+
+IMPORTED_PAYMENTS = {  # import_payment rows of the day's sessions or paid in the day
+    "session_id": pl.String, "paid_at": TS, "amount": pl.Int64, "currency": pl.String,
+    "site_id": pl.String, "session_known": pl.Boolean,
+}  # fmt: skip
+IMPORTED_PREFIX = "import:"
 
 # per PI (payment_totals)
 PAYMENTS = {
@@ -212,12 +224,22 @@ def payment_totals(stripe: StripeFrames) -> pl.DataFrame:
     return out.select([pl.col(c).cast(t) for c, t in PAYMENTS.items()])
 
 
-def _money(amount: int, exponent: int, currency: str) -> str:
-    if exponent == 0:
-        return f"{amount} {currency}"
-    sign = "-" if amount < 0 else ""
-    major, minor = divmod(abs(amount), 10**exponent)
-    return f"{sign}{major}.{minor:0{exponent}d} {currency}"
+def imported_payments(imported: pl.DataFrame) -> pl.DataFrame:
+    """Imported fees (IMPORTED_PAYMENTS) as PAYMENTS rows: settled payments, no Stripe fees. A
+    fee of 0 (a free session) is no payment: its line is matched as nothing owed, nothing paid."""
+    zero = pl.lit(0, pl.Int64)
+    return imported.filter(pl.col("amount") > 0).select(
+        id=pl.lit(IMPORTED_PREFIX) + pl.col("session_id"),
+        created="paid_at",
+        currency=pl.col("currency").str.to_uppercase(),
+        status=pl.lit("succeeded"),
+        session_id="session_id",
+        site_id="site_id",
+        session_known=pl.col("session_known").fill_null(False),
+        captured="amount", refunded=zero, disputed=zero, disputes=zero,
+        dispute_status=pl.lit(None, pl.String), fees=zero, bt_net="amount", paid_out="amount",
+        settled_elsewhere=zero,
+    ).select([pl.col(c).cast(t) for c, t in PAYMENTS.items()])  # fmt: skip
 
 
 def _pi_text(p: dict, exponent: int) -> str:

@@ -57,9 +57,10 @@ def _cols(schema: dict, alias: str) -> str:
     return ", ".join(f"{alias}.{c}" for c in schema)
 
 
-def read_inputs(url: str, day: date) -> tuple[pl.DataFrame, logic.StripeFrames]:
-    """The day's expected sessions, and the Stripe objects of every payment intent that names one
-    of them or was created in the day."""
+def read_inputs(url: str, day: date) -> tuple[pl.DataFrame, logic.StripeFrames, pl.DataFrame]:
+    """The day's expected sessions, the Stripe objects of every payment intent that names one
+    of them or was created in the day, and the imported payments (fees in imported history)
+    of the day's sessions or paid in the day."""
     lo, hi = (ts_literal(t) for t in day_bounds(day))
     scope = f"""WITH pis AS (
         SELECT * FROM stripe_payment_intent
@@ -106,7 +107,19 @@ def read_inputs(url: str, day: date) -> tuple[pl.DataFrame, logic.StripeFrames]:
                 WHERE b.source IN (SELECT id FROM charges) OR b.source IN (SELECT id FROM refunds)""",
             logic.BALANCE_TRANSACTIONS,
         )
-    return expected, logic.StripeFrames(pis, charges, refunds, disputes, balance)
+        imported = read_frame(
+            conn,
+            f"""SELECT p.session_id, p.paid_at, p.amount, p.currency, cp.site_id,
+                   EXISTS (SELECT 1 FROM analytics.expected_revenue e
+                           WHERE e.session_id = p.session_id) AS session_known
+            FROM import_payment p
+            LEFT JOIN charge_point cp ON cp.charge_point_id = p.charge_point_id
+            WHERE p.session_id IN (SELECT session_id FROM analytics.expected_revenue
+                                   WHERE day = '{day}')
+               OR (p.paid_at >= {lo} AND p.paid_at < {hi})""",
+            logic.IMPORTED_PAYMENTS,
+        )
+    return expected, logic.StripeFrames(pis, charges, refunds, disputes, balance), imported
 
 
 def write_exceptions_csv(exceptions: pl.DataFrame, path: Path) -> int:
@@ -136,15 +149,16 @@ def reconciliation(
     database: DatabaseResource,
     reports: ReportsResource,
 ):
-    """Each expected session of the day matched to its Stripe payment(s), plus the orphan
-    payments of the day, categorised; per site and currency the day's money; the exceptions as a
+    """Each expected session of the day matched to its Stripe payment(s) or its imported fee,
+    plus the orphan payments of the day, categorised; per site and currency the day's money; the exceptions as a
     CSV with a reason per line."""
     day = partition_day(context)
     url = database.resolved_url()
     with daily_run(context, url, day):
         tolerance = resolve_tolerance(config.tolerance_minor_units)
-        expected, stripe = read_inputs(url, day)
-        lines = logic.reconcile(expected, logic.payment_totals(stripe), day, tolerance)
+        expected, stripe, imported = read_inputs(url, day)
+        payments = pl.concat([logic.payment_totals(stripe), logic.imported_payments(imported)])
+        lines = logic.reconcile(expected, payments, day, tolerance)
         per_site = logic.site_day(lines)
         written = replace_partition(
             url, day, {"reconciliation_lines": lines, "reconciliation_site_day": per_site}

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from chargeops.frames import read_table
-from pipelines.analytics.revenue import exponent_of
+from chargeops.money import exponent_of
 from pipelines.payments.local_stripe import (
     DAY,
     LocalStripe,
@@ -61,7 +61,8 @@ TRUTH = {
 
 
 def sessions_to_seed(url: str) -> pl.DataFrame:
-    """Finished sessions with what they owe: analytics.expected_revenue joined with sessions."""
+    """Finished sessions with what they owe: analytics.expected_revenue joined with sessions
+    (imported history priced at its imported fee is already paid, so not seeded)."""
     return read_table(
         url,
         """SELECT e.session_id, s.charge_point_id, s.transaction_id, e.site_id, e.currency,
@@ -69,6 +70,7 @@ def sessions_to_seed(url: str) -> pl.DataFrame:
            FROM analytics.expected_revenue e
            JOIN analytics.sessions s ON s.day = e.day AND s.session_id = e.session_id
            WHERE s.end_ts IS NOT NULL AND e.gross_amount > 0
+             AND e.tariff_id <> 'imported'  -- paid before: import_payment has it
            ORDER BY s.end_ts, e.session_id""",
         SESSIONS,
     )
