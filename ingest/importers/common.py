@@ -168,24 +168,26 @@ def first_error(
     return df.filter(pl.col("_reason").is_null()).drop("_reason", "_detail"), errors
 
 
-def quoted(col: str) -> pl.Expr:
-    """`col 'value'` for error details."""
-    return pl.format("{} '{}'", pl.lit(col), pl.col(col).fill_null(""))
+def quoted(col: str, label: str | None = None) -> pl.Expr:
+    """`col 'value'` for error details (`label 'value'` when the file calls the column so)."""
+    return pl.format("{} '{}'", pl.lit(label or col), pl.col(col).fill_null(""))
 
 
 # a fee as exports write it: a plain decimal, a currency sign before it allowed ("$1.50")
 FEE_PATTERN = r"^[$€£¥]?\s*(\d+(?:\.\d+)?)$"
 
 
-def fee_checks(fee: str, currency: pl.Expr) -> list[tuple[str, pl.Expr, pl.Expr]]:
+def fee_checks(
+    fee: str, currency: pl.Expr, label: str | None = None
+) -> list[tuple[str, pl.Expr, pl.Expr]]:
     """`first_error` checks of a fee column (text) and its currency (an ISO 4217 code): an
     empty fee is no fee; a fee that is not a non-negative number, or has no currency, is a
-    malformed row."""
+    malformed row. `label`: the column's name in the file, for the details."""
     text = pl.col(fee).str.strip_chars()
     given = text.is_not_null() & (text != "")
     return [
-        ("bad fee", given & text.str.extract(FEE_PATTERN).is_null(), quoted(fee)),
-        ("fee without currency", given & currency.is_null(), quoted(fee)),
+        ("bad fee", given & text.str.extract(FEE_PATTERN).is_null(), quoted(fee, label)),
+        ("fee without currency", given & currency.is_null(), quoted(fee, label)),
         (
             "unknown currency",
             given & ~currency.str.strip_chars().str.to_uppercase().str.contains(r"^[A-Z]{3}$"),
