@@ -21,3 +21,8 @@ CREATE INDEX ON import_payment (session_id);
 ALTER TABLE import_batch DROP CONSTRAINT import_batch_format_check;
 ALTER TABLE import_batch ADD CONSTRAINT import_batch_format_check
     CHECK (format IN ('chargepoint', 'acn', 'ocpi', 'csv'));
+
+-- a row may carry more than one note (its end date contradicted its duration, and it overlapped
+-- another session)
+ALTER TABLE import_flag DROP CONSTRAINT import_flag_pkey;
+ALTER TABLE import_flag ADD PRIMARY KEY (import_batch_id, line, reason);

@@ -37,6 +37,7 @@ def _row(event: int, start: str, end: str, kwh: str, fee: str, currency: str = "
         .replace("7/29/2024 20:17,PDT,7/29/2024 23:20", f"{start},PDT,{end}")
         .replace(",6.249457,", f",{kwh},")
         .replace(",USD,0,", f",{currency},{fee},")
+        .replace(",3:03:00,", ",,")  # no Total Duration: the End Date alone gives the stop
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from chargeops.cli import main
 from chargeops.settings import ConfigError
-from ingest.importers import parse_file, parser_for
+from ingest.importers import chargepoint_csv, parse_file, parser_for
 from ingest.importers.common import meter_frame, status_frame
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
@@ -61,15 +61,18 @@ def test_chargepoint_malformed_rows_are_reported_by_line():
     assert _errors(p) == [
         (3, "missing field"),
         (4, "bad number"),
-        (5, "end before start"),
         (6, "bad date"),
         (8, "wrong number of fields"),
     ]
     assert str(p.errors[0]) == "line 3: missing field: Start Date"
     assert str(p.errors[1]) == "line 4: bad number: Energy (kWh) 'abc'"
-    assert str(p.errors[3]) == "line 6: bad date: Start Date '13/45/2024 25:00'"
-    assert p.sessions["line"].to_list() == [2, 7]
-    assert p.sessions["energy_wh"].sum() == 7500.0
+    assert str(p.errors[2]) == "line 6: bad date: Start Date '13/45/2024 25:00'"
+    # line 5 ends (17:00) before it starts (18:00), but its Total Duration says 1 h: kept, the
+    # stop from the duration, flagged (issue 17 row 8)
+    assert [(f.line, f.reason) for f in p.flags] == [(5, chargepoint_csv.END_CONTRADICTS)]
+    assert p.sessions["line"].to_list() == [2, 5, 7]
+    assert p.sessions.filter(line=5)["stop_ts"].to_list() == [T("2024-08-02 02:00")]
+    assert p.sessions["energy_wh"].sum() == 8500.0
 
 
 def test_acn_rfc2822_gmt_and_null_done_charging_time():
@@ -177,6 +180,7 @@ def test_bad_file_or_format_is_a_one_line_error(capsys):
 def test_duplicates_in_file_and_overlaps_on_a_connector(tmp_path):
     lines = (FIXTURES / "chargepoint_sessions.csv").read_text(encoding="utf-8-sig").splitlines()
     header, row = lines[0], lines[4]  # 7/29 20:17 - 23:20 PDT, event 3, port 1
+    row = row.replace(",3:03:00,", ",,")  # no Total Duration: the End Date gives the stop
     overlap = row.replace("7/29/2024 20:17", "7/29/2024 23:00").replace(",3,94025,", ",4,94025,")
     after = row.replace("7/29/2024 20:17", "7/29/2024 23:20").replace(",3,94025,", ",5,94025,")
     after = after.replace(
@@ -214,3 +218,41 @@ def test_a_same_id_row_with_other_content_is_an_error_naming_both_lines(tmp_path
         "fee 0.00 USD"
     ]
     assert p.sessions["energy_wh"].to_list() == [6249.457]
+
+
+def test_contradictory_end_date_and_duration_trust_the_duration_and_say_so(tmp_path):
+    """Issue 17 row 8: an export whose End Date disagrees with Start Date + Total Duration (an
+    End Date labelled PDT after the fall-back, one in another format) was refused row by row as
+    "bad date". The rows are kept, the stop from the duration, each flagged naming both."""
+    lines = (FIXTURES / "chargepoint_sessions.csv").read_text(encoding="utf-8-sig").splitlines()
+    header, row = lines[0], lines[4]  # 7/29/2024 20:17 PDT .. 23:20 PDT, Total Duration 3:03:00
+    agrees = row.replace(",3,94025,", ",31,94025,").replace(",3:03:00,", ",3:03:32,")
+    wrong_label = row.replace(",3,94025,", ",32,94025,").replace(
+        "7/29/2024 20:17,PDT,7/29/2024 23:20,PDT", "11/2/2024 23:30,PDT,11/3/2024 1:33,PDT"
+    )  # 1:33 PST is 3:03 after 23:30 PDT; labelled PDT it is an hour early
+    other_format = row.replace(",3,94025,", ",33,94025,").replace(
+        "7/29/2024 20:17,PDT,7/29/2024 23:20,", "7/30/2024 8:00,PDT,2024-07-30 11:03,"
+    )  # an End Date in another format: the duration gives the stop
+    no_duration = (
+        row.replace(",3,94025,", ",34,94025,")
+        .replace(",3:03:00,", ",,")
+        .replace("7/29/2024 20:17,PDT,7/29/2024 23:20,", "7/31/2024 20:17,PDT,7/31/2024 19:20,")
+    )  # ends before it starts, and nothing else tells the stop: malformed
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join([header, agrees, wrong_label, other_format, no_duration]) + "\n")
+    p = parse_file("chargepoint", path)
+    assert [(e.line, e.reason) for e in p.errors] == [(5, "end before start")]
+    assert [(f.line, f.reason) for f in p.flags] == [
+        (3, chargepoint_csv.END_CONTRADICTS),
+        (4, chargepoint_csv.END_UNREADABLE),
+    ]
+    assert str(p.flags[0]) == (
+        "line 3: end date contradicts total duration: trusted the duration: End Date "
+        "'11/3/2024 1:33 PDT' is -3600 s from Start Date '11/2/2024 23:30 PDT' + Total Duration "
+        "3:03:00; an elapsed time no clock change or zone label shifts"
+    )
+    assert p.sessions.select("line", "start_ts", "stop_ts").rows() == [
+        (2, T("2024-07-30 03:17"), T("2024-07-30 06:20")),  # 32 s apart: the End Date stands
+        (3, T("2024-11-03 06:30"), T("2024-11-03 09:33")),
+        (4, T("2024-07-30 15:00"), T("2024-07-30 18:03")),
+    ]

@@ -22,6 +22,7 @@ def _row(event: int, start: str = "7/29/2024 20:17", end: str = "7/29/2024 23:20
         ROW.replace(",3,94025,", f",{event},94025,")
         .replace("7/29/2024 20:17,PDT,7/29/2024 23:20", f"{start},PDT,{end}")
         .replace(",6.249457,", f",{kwh},")
+        .replace(",3:03:00,", ",,")  # no Total Duration: the End Date alone gives the stop
     )
 
 

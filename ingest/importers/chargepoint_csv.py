@@ -23,6 +23,8 @@ import polars as pl
 
 from chargeops.settings import ConfigError
 from ingest.importers.common import (
+    NOTE,
+    NOTE_DETAIL,
     TS,
     Batch,
     Parsed,
@@ -53,11 +55,16 @@ REQUIRED = (
     "Start Date", "Start Time Zone", "End Date", "End Time Zone", "Energy (kWh)",
 )  # fmt: skip
 OPTIONAL = (
-    "Station Name", "MAC Address", "Org Name", "Charging Time (hh:mm:ss)", "Port Type",
+    "Station Name", "MAC Address", "Org Name", "Charging Time (hh:mm:ss)",
+    "Total Duration (hh:mm:ss)", "Port Type",
     "Port Number", "Plug Type", "Address 1", "City", "Country", "Ended By", "Plug In Event Id",
     "User ID", "System S/N", "Model Number", "State/Province", "Postal Code", "Fee", "Currency",
 )  # fmt: skip
 DATE_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
+# dates have minute resolution, durations seconds: within this they agree
+AGREE_S = 60
+END_CONTRADICTS = "end date contradicts total duration: trusted the duration"
+END_UNREADABLE = "end date unreadable: stop from the total duration"
 
 
 def _header(reader) -> list[str]:
@@ -133,6 +140,48 @@ def _seconds(col: str) -> pl.Expr:
     )
 
 
+def _stop(df: pl.DataFrame) -> pl.DataFrame:
+    """The stop, from End Date or Start Date + Total Duration, and a note where they disagree.
+
+    Real exports contradict themselves (an End Date written with the wrong zone label, a clock
+    changed mid-session, a date in another format). When both are readable and agree within a
+    minute (dates have minute resolution) the End Date stands. Otherwise Start Date + Total
+    Duration is trusted: an elapsed time the charger measured, which no clock change or
+    time-zone label can shift; the row is kept and flagged with both values. Without a
+    duration the End Date is all there is (unreadable: a malformed row)."""
+    by_duration = pl.col("start_ts") + pl.duration(seconds=pl.col("total_s"))
+    off = (pl.col("end_ts") - by_duration).dt.total_seconds().abs()
+    unreadable = pl.col("total_s").is_not_null() & pl.col("end_ts").is_null()
+    contradicts = pl.col("total_s").is_not_null() & (off > AGREE_S)
+    end = pl.format("End Date '{} {}'", pl.col("End Date"), pl.col("End Time Zone"))
+    told = pl.format(
+        "Start Date '{} {}' + Total Duration {}",
+        pl.col("Start Date"),
+        pl.col("Start Time Zone"),
+        pl.col("Total Duration (hh:mm:ss)"),
+    )
+    return df.with_columns(
+        stop_ts=pl.when(unreadable | contradicts).then(by_duration).otherwise("end_ts"),
+        **{
+            NOTE: pl.when(unreadable)
+            .then(pl.lit(END_UNREADABLE))
+            .when(contradicts)
+            .then(pl.lit(END_CONTRADICTS)),
+            NOTE_DETAIL: pl.when(unreadable)
+            .then(pl.format("{}; stop = {}", end, told))
+            .when(contradicts)
+            .then(
+                pl.format(
+                    "{} is {} s from {}; an elapsed time no clock change or zone label shifts",
+                    end,
+                    (pl.col("end_ts") - by_duration).dt.total_seconds(),
+                    told,
+                )
+            ),
+        },
+    )
+
+
 def parse(path: Path) -> Parsed:
     """Sessions of a ChargePoint export (see the module docstring), in one frame."""
     streamed = stream(parse_batches, path)
@@ -166,14 +215,27 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
     )
     df = raw.with_columns(
         start_ts=_utc("Start Date", "Start Time Zone"),
-        stop_ts=_utc("End Date", "End Time Zone"),
+        end_ts=_utc("End Date", "End Time Zone"),
+        total_s=_seconds("Total Duration (hh:mm:ss)"),
         energy_kwh=pl.col("Energy (kWh)").cast(pl.Float64, strict=False),
         port=pl.col("Port Number").cast(pl.Int32, strict=False),
         charging_s=_seconds("Charging Time (hh:mm:ss)"),
         known_zone=pl.col("Start Time Zone").str.to_uppercase().is_in(list(ZONES))
-        & pl.col("End Time Zone").str.to_uppercase().is_in(list(ZONES)),
+        & (
+            pl.col("End Time Zone").str.to_uppercase().is_in(list(ZONES))
+            | pl.col("Total Duration (hh:mm:ss)").is_not_null()
+        ),
     )
-    checks = [("missing field", pl.col(c).is_null(), pl.lit(c)) for c in REQUIRED]
+    df = _stop(df)
+    has_duration = pl.col("total_s").is_not_null()
+    checks = [
+        (
+            "missing field",
+            pl.col(c).is_null() & ~(has_duration & pl.lit(c.startswith("End "))),
+            pl.lit(c),
+        )
+        for c in REQUIRED
+    ]
     checks += [
         (
             "missing field",
@@ -181,7 +243,7 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
             pl.lit("Station Name"),
         ),
         ("bad date", _local("Start Date").is_null(), quoted("Start Date")),
-        ("bad date", _local("End Date").is_null(), quoted("End Date")),
+        ("bad date", _local("End Date").is_null() & ~has_duration, quoted("End Date")),
         (
             "unknown time zone",
             ~pl.col("known_zone"),
@@ -217,6 +279,8 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
         ),
     ).select(
         "line",
+        NOTE,
+        NOTE_DETAIL,
         "source",
         "source_id",
         transaction_id=pl.format("cp:{}:{}", port, pl.col("source_id")),

@@ -88,7 +88,21 @@ class RowError:
 
 class RowFlag(RowError):
     """A row kept with a note: what the importer did with it and why (an overlap placed on
-    another connector). Counted in the summary and stored in `import_flag`."""
+    another connector, a column it trusted over another). Counted in the summary and stored in
+    `import_flag`."""
+
+
+# a parser's note on a row it kept (columns of the frame before `finish`; see `notes`)
+NOTE, NOTE_DETAIL = "_note", "_note_detail"
+
+
+def notes(df: pl.DataFrame) -> list[RowFlag]:
+    """The RowFlags of the rows a parser noted (NOTE set), e.g. a column it trusted over
+    another that contradicted it."""
+    if NOTE not in df.columns:
+        return []
+    noted = df.filter(pl.col(NOTE).is_not_null()).select("line", NOTE, NOTE_DETAIL)
+    return [RowFlag(int(line), n, d or "") for line, n, d in noted.iter_rows()]
 
 
 @dataclass
@@ -452,8 +466,15 @@ def finish(df: pl.DataFrame, errors: list[RowError], rows_read: int) -> Parsed:
         sorted([*errors, *more, *cross], key=lambda e: e.line),
         rows_read,
         duplicates,
-        flags=flags,
+        flags=_kept_notes(notes(good), kept, flags),
     )
+
+
+def _kept_notes(noted: list[RowFlag], kept: pl.DataFrame, flags: list[RowFlag]) -> list[RowFlag]:
+    """The parser's notes on rows that are kept (not a later duplicate), with the flags of the
+    cross-row checks, in line order."""
+    lines = set(kept["line"].to_list())
+    return sorted([*(f for f in noted if f.line in lines), *flags], key=lambda f: f.line)
 
 
 def _placed(good: pl.DataFrame, kept: pl.DataFrame) -> pl.DataFrame:
@@ -477,9 +498,10 @@ def stream(
     the file. `sessions` holds the key columns (for the summary and the partitions)."""
     rows = rows or batch_rows()
     longest = max_session()
-    keys, errors, rows_read = [], [], 0
+    keys, errors, noted, rows_read = [], [], [], 0
     for df, errs, n in parse_batches(path, rows):
         good, more = _row_checks(df, longest)
+        noted += notes(good)
         # a charge point id is one of a few: categorical codes keep the keys small
         keys.append(good.select(KEYS).with_columns(pl.col("charge_point_id").cast(pl.Categorical)))
         errors += [*errs, *more]
@@ -502,7 +524,7 @@ def stream(
         rows_read,
         duplicates,
         batches=batches,
-        flags=flags,
+        flags=_kept_notes(noted, kept, flags),
     )
 
 
