@@ -361,3 +361,52 @@ def test_reimports_refuse_corrections_and_find_sessions_without_ids(
     out = " ".join(capsys.readouterr().out.split())
     assert "│ already imported, other id │ 4 │" in out  # same charge point, connector, start
     assert _counts(db)["transaction"] == first["transaction"]
+
+
+def test_a_zero_energy_session_is_idle_in_sessions_as_in_utilisation(
+    run_import, db, database_url, tmp_path
+):
+    """Issue 17 row 7: a zero-energy session counted as suspended in utilisation but as charging
+    for its whole duration in `sessions`. One definition: it never charged; all of it is idle."""
+    header = (FIXTURES / "chargepoint_sessions.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    rows = [
+        _cp_row(20, 1, "8/5/2024 9:00", "8/5/2024 10:30", "0"),  # 16:00-17:30 UTC, nothing
+        _cp_row(21, 2, "8/5/2024 9:00", "8/5/2024 10:00", "3.0"),  # charged to the end
+    ]
+    path = tmp_path / "zero.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    assert run_import("chargepoint", str(path)) == 0
+    _materialize_allowing_warnings(
+        database_url, [date(2024, 8, 5)], ["connector_states", "sessions", "utilisation"]
+    )
+    sessions = db.execute(
+        """SELECT transaction_id, duration_min,
+                  extract(epoch FROM charging_end_ts - start_ts) / 60, idle_min, failed_attempt
+           FROM analytics.sessions ORDER BY 1"""
+    ).fetchall()
+    assert sessions == [("cp:1:20", 90.0, 0.0, 90.0, True), ("cp:2:21", 60.0, 60.0, 0.0, False)]
+    utilisation = db.execute(
+        """SELECT evse_id, sum(minutes_charging), sum(minutes_suspended)
+           FROM analytics.utilisation_hourly GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    # the same minutes: charging time = charging minutes, idle time = suspended minutes
+    assert utilisation == [(1, 0.0, 90.0), (2, 60.0, 0.0)]
+
+
+def _materialize_allowing_warnings(url: str, days: list[date], selection: list[str]) -> None:
+    """As `_materialize`, but a warning check (a zero-energy session is unusual) may fail."""
+    for day in days:
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            partition_key=day.isoformat(),
+            resources={"database": DatabaseResource(url=url)},
+            selection=dg.AssetSelection.assets(*selection),
+            raise_on_error=False,
+        )
+        assert result.success, day
+        failed = [
+            e.check_name
+            for e in result.get_asset_check_evaluations()
+            if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+        ]
+        assert failed == [], day

@@ -86,7 +86,7 @@ SESSIONS = {  # one row per session whose start_ts falls in the day (UTC)
     "end_source": pl.String,  # 'stop' | 'status' | 'ev_departed' | 'next_transaction' |
     # 'last_sample': the evidence end_ts comes from (sessions.py); null while open
     "plug_in_ts": TS, "plug_out_ts": TS,       # from statuses where they tell (else null)
-    "charging_end_ts": TS,                     # last sample with power > 0, else end_ts
+    "charging_end_ts": TS,  # last sample with power > 0; start_ts when 0 Wh; else end_ts
     "duration_min": pl.Float64, "idle_min": pl.Float64,  # idle: charging end to plug-out/end
     "energy_wh": pl.Float64, "energy_source": pl.String,  # 'meter' | 'samples' | 'none'
     "peak_power_w": pl.Float64, "mean_power_w": pl.Float64,

@@ -6,8 +6,10 @@ charge point of its `site_id`; among those, the one whose [valid_from, valid_to)
 session's start wins, a charge-point tariff over a site tariff.
 
 Components, in major units: energy (kWh x price), time (session minutes x price), idle (minutes
-idle beyond the grace period x fee), and the flat session fee. When prices include tax, their sum is
-the gross and tax = gross - gross / (1 + rate); otherwise their sum is the net and tax = net x rate.
+idle beyond the grace period x fee; none for a session that delivered nothing, which is idle all
+along but a failed attempt, not a car left after charging), and the flat session fee. When
+prices include tax, their sum is the gross and tax = gross - gross / (1 + rate); otherwise their
+sum is the net and tax = net x rate.
 Every amount is rounded half away from zero to minor units once, at the end: 10^2 for most
 currencies, 10^0 for Stripe's zero-decimal currencies (JPY, KRW, ...), 10^3 for BHD, JOD, KWD, OMR
 and TND; the components are rounded separately and the gross is their sum, so a breakdown always
@@ -125,7 +127,11 @@ def _tariffed(sessions: pl.DataFrame, tariffs: pl.DataFrame) -> pl.DataFrame:
         minor_unit_exponent=exp,
         energy_kwh=pl.col("energy_wh").fill_null(0) / 1000.0,
         session_min=(pl.col("end_ts") - pl.col("start_ts")).dt.total_microseconds() / 60e6,
-        billable_idle_min=(pl.col("idle_min").fill_null(0) - pl.col("idle_grace_min")).clip(0),
+        # idle fees are for a bay kept after charging; a session that delivered nothing (a
+        # failed attempt, idle all along) is not billed for idling
+        billable_idle_min=pl.when(pl.col("energy_wh").fill_null(1) > 0)
+        .then((pl.col("idle_min").fill_null(0) - pl.col("idle_grace_min")).clip(0))
+        .otherwise(0.0),
     ).with_columns(
         energy_amount=to_minor(pl.col("energy_kwh") * pl.col("energy_price_per_kwh"), exp),
         time_amount=to_minor(pl.col("session_min") * pl.col("time_price_per_min"), exp),

@@ -43,7 +43,10 @@ Meter rows belong to a transaction by (charge_point_id, transaction_id). The rul
   power samples, mean_power_w = energy / (charging_end_ts - start_ts); null when that is not
   defined.
 - charging_end_ts: the last power sample > 0 in [start, end]; else the last register sample (or
-  meter_stop) that is higher than the step before it, in [start, end]; else end_ts.
+  meter_stop) that is higher than the step before it, in [start, end]; else, when the session
+  delivered nothing (0 Wh), start_ts: it never charged, so its charging time is 0 and all of its
+  time is idle, the minutes utilisation counts as suspended (one definition, issue 17 row 7);
+  else end_ts (energy unknown).
 - plug_in_ts: the last status change (a status different from the connector's previous one) to
   Preparing/Occupied at or before start_ts and at most 1 h before it, provided no change to
   Available came in between. plug_out_ts: the first status change to Available at or after end_ts
@@ -349,7 +352,12 @@ def reconstruct(window: RawWindow) -> Reconstruction:
                 > pl.max_horizontal(MISMATCH_REL * pl.col("energy_wh"), pl.lit(MISMATCH_ABS_WH))
             )
         ).fill_null(False),
-        charging_end_ts=pl.coalesce("last_power_ts", "last_rise_ts", "end_ts"),
+        charging_end_ts=pl.coalesce(
+            "last_power_ts",
+            "last_rise_ts",
+            pl.when(pl.col("energy_wh") == 0).then("start_ts"),  # never charged
+            "end_ts",
+        ),
     )
     charge_h = _minutes("charging_end_ts", "start_ts") / 60.0
     s = s.with_columns(
