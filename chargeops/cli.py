@@ -505,8 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     imp = sub.add_parser("import", help="import charging history exported by another system")
-    imp.add_argument("format", choices=["chargepoint", "acn", "ocpi"], help="the file's layout")
+    imp.add_argument(
+        "format", choices=["chargepoint", "acn", "ocpi", "csv"], help="the file's layout"
+    )
     imp.add_argument("file", help="the export file")
+    imp.add_argument(
+        "--mapping", metavar="MAP.yaml", help="csv: what the file's columns are (see README)"
+    )
     imp.add_argument("--site", help="site id for the imported charge points (default: from file)")
     imp.add_argument("--dry-run", action="store_true", help="parse and report, write nothing")
     imp.add_argument("--strict", action="store_true", help="import nothing if any row is malformed")

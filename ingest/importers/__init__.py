@@ -3,13 +3,14 @@ charge points, connectors and transactions with register samples and statuses, s
 treats it like sessions collected over OCPP.
 
 Formats: `chargepoint` (ChargePoint-style session CSV, e.g. the City of Palo Alto's open data),
-`acn` (Caltech ACN-Data session JSON), `ocpi` (OCPI 2.2.1 CDRs, JSON lines). A file is imported
+`acn` (Caltech ACN-Data session JSON), `ocpi` (OCPI 2.2.1 CDRs, JSON lines), `csv` (any CSV
+export, with `--mapping MAP.yaml` saying what its columns are: `mapped_csv`). A file is imported
 in one database transaction: with `--strict` a single malformed or flagged row means nothing is
 imported; otherwise malformed rows are reported with their line numbers and the others are
 imported. A session overlapping another on its connector is kept and flagged
 (`common._place_overlaps` says where it goes). A row
 longer than 7 days (CHARGEOPS_IMPORT_MAX_SESSION_DAYS) or with energy that is not finite or more
-than any connector delivers in its span is malformed. ChargePoint CSV and OCPI files are read and written in batches
+than any connector delivers in its span is malformed. ChargePoint, mapped CSV and OCPI files are read and written in batches
 of CHARGEOPS_IMPORT_BATCH_ROWS rows (default 10,000), so memory does not grow with the file.
 Re-importing a file adds nothing. `--dry-run` does the same work and rolls it back.
 """
@@ -17,6 +18,7 @@ Re-importing a file adds nothing. `--dry-run` does the same work and rolls it ba
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from chargeops.periods import PARTITIONS_START_ENV, partitions_start
 from chargeops.settings import ConfigError, Settings
 from ingest.importers.common import Parsed
 
-FORMATS = ("chargepoint", "acn", "ocpi")
+FORMATS = ("chargepoint", "acn", "ocpi", "csv")
 SHOW_ERRORS = 20
 # pipelines.partitions reads the same variable; ingest may not import pipelines (DESIGN.md)
 
@@ -53,17 +55,34 @@ def parser_for(fmt: str) -> Callable[[Path], Parsed]:
         from ingest.importers.acn import parse
     elif fmt == "ocpi":
         from ingest.importers.ocpi import parse
+    elif fmt == "csv":
+        raise ConfigError("import csv needs --mapping MAP.yaml (the file's columns, see README)")
     else:
         raise ConfigError(f"unknown import format {fmt!r} (use one of {', '.join(FORMATS)})")
     return parse
 
 
-def parse_file(fmt: str, path: Path, *, streamed: bool = False) -> Parsed:
-    """Parse without touching the database; a ConfigError for a missing or unreadable file.
+def parse_file(
+    fmt: str, path: Path, *, streamed: bool = False, mapping: Path | None = None
+) -> Parsed:
+    """Parse without touching the database; a ConfigError for a missing or unreadable file, or
+    a mapping (`csv` only, required there) that does not fit it.
 
-    `streamed`: a format that can be read in batches (`chargepoint`, `ocpi`) returns
+    `streamed`: a format that can be read in batches (`chargepoint`, `csv`, `ocpi`) returns
     `Parsed.batches` instead of all sessions in memory (see `common.stream`); ACN-Data (one JSON
     document) is read whole."""
+    if mapping is not None and fmt != "csv":
+        raise ConfigError(f"--mapping is for import csv, not {fmt}")
+    if fmt == "csv" and mapping is not None:
+        from ingest.importers import mapped_csv
+        from ingest.importers.common import stream
+
+        m = mapped_csv.load_mapping(mapping)
+        if not path.is_file():
+            raise ConfigError(f"no such file: {path}")
+        if streamed:
+            return stream(functools.partial(mapped_csv.parse_batches, mapping=m), path)
+        return mapped_csv.parse(path, m)
     parse = parser_for(fmt)
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
@@ -96,7 +115,10 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     out, err = Console(), Console(stderr=True)
     with err.status(f"reading {path.name}"):
-        parsed = parse_file(args.format, path, streamed=True)
+        mapping = getattr(args, "mapping", None)
+        parsed = parse_file(
+            args.format, path, streamed=True, mapping=Path(mapping) if mapping else None
+        )
         sha = sha256_of(path)
     refused = bool(args.strict and (parsed.errors or parsed.flags))
     result = None
