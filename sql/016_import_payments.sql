@@ -26,3 +26,9 @@ ALTER TABLE import_batch ADD CONSTRAINT import_batch_format_check
 -- another session)
 ALTER TABLE import_flag DROP CONSTRAINT import_flag_pkey;
 ALTER TABLE import_flag ADD PRIMARY KEY (import_batch_id, line, reason);
+
+-- the export's own CO2 saving estimate (ChargePoint `GHG Savings (kg)`) over the sessions this
+-- file added, and their energy: the compliance report compares it with its own figure and says
+-- why they differ; NULL when the file states none
+ALTER TABLE import_batch ADD COLUMN stated_ghg_kg double precision;
+ALTER TABLE import_batch ADD COLUMN stated_ghg_energy_wh double precision;

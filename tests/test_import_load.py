@@ -410,3 +410,15 @@ def _materialize_allowing_warnings(url: str, days: list[date], selection: list[s
             if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
         ]
         assert failed == [], day
+
+
+def test_the_exports_own_co2_estimate_is_kept_and_compared(run_import, db, capsys):
+    """Issue 17 row 5: ChargePoint's `GHG Savings (kg)` uses 0.42 kg/kWh where chargeops
+    computes its own; the import keeps the export's figure per batch, says it is not used."""
+    assert run_import("chargepoint", str(FIXTURES / "chargepoint_sessions.csv")) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    # 5.250 + 1.365 + 2.940 + 2.625 kg for 12.5 + 3.25 + 7.0 + 6.249457 kWh
+    assert "CO2 saved, as the export says │ 12.180 kg (0.420 kg/kWh)" in out
+    assert "the export's CO2 estimate is kept, not used" in out
+    kg, wh = db.execute("SELECT stated_ghg_kg, stated_ghg_energy_wh FROM import_batch").fetchone()
+    assert (round(kg, 6), round(wh, 3)) == (12.18, 28999.457)

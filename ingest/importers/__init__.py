@@ -201,6 +201,9 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
         if result is not None:
             new = result.fees_new.get(currency, 0)
             table.add_row(f"fees imported ({currency})", _money(new, currency))
+    if result is not None and result.stated_ghg_energy_wh > 0:
+        kg, kwh = result.stated_ghg_kg, result.stated_ghg_energy_wh / 1000
+        table.add_row("CO2 saved, as the export says", f"{kg:,.3f} kg ({kg / kwh:.3f} kg/kWh)")
     if s.height:
         table.add_row("period (UTC)", f"{s['start_ts'].min():%Y-%m-%d %H:%M} .. "
                       f"{s['stop_ts'].max():%Y-%m-%d %H:%M}")  # fmt: skip
@@ -226,6 +229,11 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
         out.print(f"  kept: {f}", markup=False, highlight=False)
     if len(parsed.flags) > SHOW_ERRORS:
         out.print(f"  ... and {len(parsed.flags) - SHOW_ERRORS:,} more flagged rows")
+    if result is not None and result.stated_ghg_energy_wh > 0:
+        out.print(
+            "  the export's CO2 estimate is kept, not used: chargeops computes savings from the "
+            "site's grid region and its baseline vehicle; the compliance report compares the two"
+        )
     if refused:
         out.print("nothing imported: --strict and the file has malformed or flagged rows")
     elif args.dry_run:

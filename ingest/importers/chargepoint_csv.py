@@ -59,6 +59,7 @@ OPTIONAL = (
     "Total Duration (hh:mm:ss)", "Port Type",
     "Port Number", "Plug Type", "Address 1", "City", "Country", "Ended By", "Plug In Event Id",
     "User ID", "System S/N", "Model Number", "State/Province", "Postal Code", "Fee", "Currency",
+    "GHG Savings (kg)",
 )  # fmt: skip
 DATE_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
 # dates have minute resolution, durations seconds: within this they agree
@@ -328,6 +329,7 @@ def _batch(header: list[str], rows: list[tuple[int, list[str]]], errors: list[Ro
         stop_ts=pl.col("stop_ts").cast(TS),
         energy_wh=wh(pl.col("energy_kwh")),
         **fee_columns(pl.col("Fee"), pl.col("Currency")),
+        stated_ghg_kg=pl.col("GHG Savings (kg)").cast(pl.Float64, strict=False),
         knot_ts=pl.concat_list(
             pl.col("start_ts").cast(TS) + pl.duration(seconds=pl.col("charging_s"))
         ),

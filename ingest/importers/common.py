@@ -52,6 +52,9 @@ SESSIONS = {  # the common frame: one row per imported session
     "start_ts": TS, "stop_ts": TS, "energy_wh": pl.Float64,
     # what the driver paid, in minor units of `currency` (ISO 4217); null: the file gives no fee
     "fee_amount": pl.Int64, "currency": pl.String,
+    # the export's own CO2 saving estimate (ChargePoint `GHG Savings (kg)`), null where it gives
+    # none: kept to be compared with ours in the report, never used as a figure
+    "stated_ghg_kg": pl.Float64,
     # inner points of the cumulative energy profile, strictly inside (start, stop), rising
     "knot_ts": pl.List(TS), "knot_wh": pl.List(pl.Float64),
 }  # fmt: skip
@@ -452,7 +455,14 @@ def _place_overlaps(keys: pl.DataFrame, cps: list[str]) -> tuple[pl.DataFrame, l
     return keys, sorted(flags, key=lambda f: f.line)
 
 
+# SESSIONS columns only some formats have: null where a parser does not give them
+OPTIONAL_COLUMNS = ("stated_ghg_kg",)
+
+
 def _shape(df: pl.DataFrame) -> pl.DataFrame:
+    df = df.with_columns(
+        pl.lit(None, dtype=SESSIONS[c]).alias(c) for c in OPTIONAL_COLUMNS if c not in df.columns
+    )
     return _clean_knots(df).sort("line").select([pl.col(c).cast(t) for c, t in SESSIONS.items()])
 
 

@@ -58,6 +58,9 @@ class LoadResult:
     sessions_same_key: int = 0  # already imported under another id (same connector and start)
     sessions_replaced: int = 0  # already imported with other content, replaced (--replace)
     fees_new: dict[str, int] = field(default_factory=dict)  # currency -> minor units imported
+    # the export's own CO2 saving estimate over the imported sessions that state one, and their Wh
+    stated_ghg_kg: float = 0.0
+    stated_ghg_energy_wh: float = 0.0
 
 
 def ensure_partitions(conn: psycopg.Connection, sessions: pl.DataFrame) -> None:
@@ -407,16 +410,25 @@ def _load_batch(
     n_status = _copy(conn, "status_event", status)[0][0] if status.height else 0
     _payments(conn, new, batch, out)
     energy_new = float(new["energy_wh"].sum() or 0.0)
+    stated = new.filter(pl.col("stated_ghg_kg").is_not_null())
     if new.height:
         conn.execute(
             """UPDATE import_batch SET rows_imported = rows_imported + %s,
                    energy_wh = energy_wh + %s,
                    first_start_ts = least(first_start_ts, %s),
-                   last_stop_ts = greatest(last_stop_ts, %s)
+                   last_stop_ts = greatest(last_stop_ts, %s),
+                   stated_ghg_kg = CASE WHEN %s THEN coalesce(stated_ghg_kg, 0) + %s
+                                   ELSE stated_ghg_kg END,
+                   stated_ghg_energy_wh = CASE WHEN %s THEN coalesce(stated_ghg_energy_wh, 0) + %s
+                                          ELSE stated_ghg_energy_wh END
                WHERE import_batch_id = %s""",
-            (new.height, energy_new, new["start_ts"].min(), new["stop_ts"].max(), batch),
-        )
+            (new.height, energy_new, new["start_ts"].min(), new["stop_ts"].max(),
+             stated.height > 0, float(stated["stated_ghg_kg"].sum() or 0.0),
+             stated.height > 0, float(stated["energy_wh"].sum() or 0.0), batch),
+        )  # fmt: skip
     out.sessions_new += new.height
+    out.stated_ghg_kg += float(stated["stated_ghg_kg"].sum() or 0.0)
+    out.stated_ghg_energy_wh += float(stated["energy_wh"].sum() or 0.0)
     out.sessions_present += sessions.height - new.height
     out.energy_wh_new += energy_new
     out.meter_rows += n_meter
