@@ -7,15 +7,12 @@ The abbreviation is the offset (PDT = UTC-7, PST = UTC-8, ...), which is what ma
 hour at a fall-back unambiguous; the abbreviation's zone (PDT/PST -> America/Los_Angeles) becomes
 the site's time zone. `Charging Time` marks where charging ended within the plug-in.
 
-Python's csv module splits the records as the file streams (so a row's physical line number is
-exact even with a quoted newline, and a row with the wrong number of fields is reported, not
-silently padded), `batch_rows` records at a time; polars does every typed parse and check on each
+`common.csv_records` splits the records as the file streams, `batch_rows` at a time; polars does every typed parse and check on each
 batch (`parse_batches`, driven by `common.stream`), so memory follows the batch, not the file.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,11 +26,11 @@ from ingest.importers.common import (
     Batch,
     Parsed,
     RowError,
+    csv_records,
     empty_sessions,
     fee_checks,
     fee_columns,
     first_error,
-    open_text,
     quoted,
     slug,
     stream,
@@ -78,43 +75,6 @@ def _header(reader) -> list[str]:
         need = missing or ["Station Name or MAC Address"]
         raise ConfigError(f"not a ChargePoint session export: no column {', '.join(need)}")
     return header
-
-
-def _records(
-    path: Path, batch_rows: int
-) -> Iterator[tuple[list[str], list[tuple[int, list[str]]], list[RowError]]]:
-    """The header and the records, `batch_rows` at a time, read from the file as it streams."""
-    with open_text(path) as f:
-        reader = csv.reader(f)
-        try:
-            header = _header(reader)
-            rows: list[tuple[int, list[str]]] = []
-            errors: list[RowError] = []
-            line = reader.line_num + 1
-            for fields in reader:
-                if any(f.strip() for f in fields):
-                    if len(fields) != len(header):
-                        errors.append(
-                            RowError(
-                                line,
-                                "wrong number of fields",
-                                f"{len(fields)} fields, the header has {len(header)}",
-                            )
-                        )
-                    else:
-                        rows.append((line, fields))
-                    if len(rows) + len(errors) >= batch_rows:
-                        yield header, rows, errors
-                        rows, errors = [], []
-                line = reader.line_num + 1
-        except csv.Error as e:
-            raise ConfigError(f"line {reader.line_num}: unreadable CSV: {e}") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(
-                f"{path}: not UTF-8 text ({e.reason} near line {reader.line_num + 1})"
-            ) from None
-        if rows or errors:
-            yield header, rows, errors
 
 
 def _local(col: str) -> pl.Expr:
@@ -195,7 +155,12 @@ def parse(path: Path) -> Parsed:
 
 def parse_batches(path: Path, batch_rows: int) -> Iterator[Batch]:
     """The file's sessions before `finish`, `batch_rows` records at a time (for `stream`)."""
-    for header, rows, errors in _records(path, batch_rows):
+
+    def read_header(reader) -> tuple[list[str], int]:
+        header = _header(reader)
+        return header, len(header)
+
+    for header, rows, errors in csv_records(path, batch_rows, read_header):
         yield _batch(header, rows, errors)
 
 

@@ -15,6 +15,7 @@ more than 30 minutes as offline.
 from __future__ import annotations
 
 import bisect
+import csv
 import os
 import re
 import zoneinfo
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import polars as pl
 
@@ -33,6 +34,7 @@ from ingest.normalise import DEFAULT_MEASURAND
 from ingest.registry import CHARGE_POINT_ID
 
 TS = pl.Datetime("us", "UTC")
+T = TypeVar("T")
 CLOCK = "15m"
 OCPP_VERSION = "import"  # transaction.ocpp_version and status_event.ocpp_version of imports
 
@@ -146,6 +148,45 @@ def open_text(path: Path) -> TextIO:
     """The file as a text stream for csv (a UTF-8 BOM dropped); the caller turns a
     UnicodeDecodeError into a ConfigError naming the line, as `read_text` names the byte."""
     return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (the caller's `with`)
+
+
+def csv_records(
+    path: Path,
+    batch_rows: int,
+    read_header: Callable[[Iterator[list[str]]], tuple[T, int]],
+    delimiter: str = ",",
+) -> Iterator[tuple[T, list[tuple[int, list[str]]], list[RowError]]]:
+    """A CSV export's records, `batch_rows` at a time, as the file streams: Python's csv module
+    splits them, so a row's physical line number is exact even with a quoted newline and a row
+    with the wrong number of fields is an error, not silently padded; blank rows are skipped.
+    `read_header` reads the header from the reader and returns what the caller needs of it
+    and its number of fields."""
+    with open_text(path) as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header, width = read_header(reader)
+            rows: list[tuple[int, list[str]]] = []
+            errors: list[RowError] = []
+            line = reader.line_num + 1
+            for fields in reader:
+                if any(f.strip() for f in fields):
+                    if len(fields) != width:
+                        detail = f"{len(fields)} fields, the header has {width}"
+                        errors.append(RowError(line, "wrong number of fields", detail))
+                    else:
+                        rows.append((line, fields))
+                    if len(rows) + len(errors) >= batch_rows:
+                        yield header, rows, errors
+                        rows, errors = [], []
+                line = reader.line_num + 1
+        except csv.Error as e:
+            raise ConfigError(f"{path.name}: line {reader.line_num}: unreadable CSV: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"{path}: not UTF-8 text ({e.reason} near line {reader.line_num + 1})"
+            ) from None
+        if rows or errors:
+            yield header, rows, errors
 
 
 def wh(kwh: pl.Expr) -> pl.Expr:

@@ -48,7 +48,6 @@ re-import checks and fees as every format.
 
 from __future__ import annotations
 
-import csv
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,11 +64,11 @@ from ingest.importers.common import (
     Batch,
     Parsed,
     RowError,
+    csv_records,
     empty_sessions,
     fee_checks,
     fee_columns,
     first_error,
-    open_text,
     quoted,
     slug,
     stream,
@@ -268,38 +267,15 @@ def _columns(mapping: Mapping, path: Path, header: list[str]) -> dict[str, int]:
 def _records(
     mapping: Mapping, path: Path, batch_rows: int
 ) -> Iterator[tuple[dict[str, int], list[tuple[int, list[str]]], list[RowError]]]:
-    """The mapped columns and the records, `batch_rows` at a time, as the file streams (like
-    `chargepoint_csv._records`: exact physical line numbers, a row of the wrong length is an
-    error, blank rows are skipped)."""
-    with open_text(path) as f:
-        reader = csv.reader(f, delimiter=mapping.delimiter)
-        try:
-            header = [h.strip() for h in next(reader, [])]
-            if not any(header):
-                raise ConfigError(f"{path.name}: empty file: no header row")
-            index = _columns(mapping, path, header)
-            rows: list[tuple[int, list[str]]] = []
-            errors: list[RowError] = []
-            line = reader.line_num + 1
-            for fields in reader:
-                if any(f.strip() for f in fields):
-                    if len(fields) != len(header):
-                        detail = f"{len(fields)} fields, the header has {len(header)}"
-                        errors.append(RowError(line, "wrong number of fields", detail))
-                    else:
-                        rows.append((line, fields))
-                    if len(rows) + len(errors) >= batch_rows:
-                        yield index, rows, errors
-                        rows, errors = [], []
-                line = reader.line_num + 1
-        except csv.Error as e:
-            raise ConfigError(f"{path.name}: line {reader.line_num}: unreadable CSV: {e}") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(
-                f"{path}: not UTF-8 text ({e.reason} near line {reader.line_num + 1})"
-            ) from None
-        if rows or errors:
-            yield index, rows, errors
+    """The mapped columns and the records, `batch_rows` at a time (`common.csv_records`)."""
+
+    def read_header(reader) -> tuple[dict[str, int], int]:
+        header = [h.strip() for h in next(reader, [])]
+        if not any(header):
+            raise ConfigError(f"{path.name}: empty file: no header row")
+        return _columns(mapping, path, header), len(header)
+
+    return csv_records(path, batch_rows, read_header, mapping.delimiter)
 
 
 def parse(path: Path, mapping: Mapping) -> Parsed:
