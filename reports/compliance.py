@@ -3,6 +3,13 @@ from `templates/compliance.html.j2` (autoescaped) and the same printed to PDF by
 Chromium (reports/browser.py), in `<reports>/<period>/compliance_<period>.{html,pdf}` with the
 folder's manifest.
 
+Days: each site's figures cover the period's days in the site's own time zone
+(`chargeops.local_days`), read from every UTC partition those days overlap: sessions by the local
+date of their start, energy from the 15-minute load curve, port uptime and outages cut at local
+midnight, CO2 shared out of the UTC days by energy. The network totals add up the sites' local
+periods and say so. Kept on UTC days, as their rules have it: the trailing 12 months of NEVI
+uptime (as EV-ChART Module 3) and the UK reliability figures (the `uk_reliability` report's).
+
 Contents: the period; network totals; uptime per site and per port against 97% (23 CFR 680.116(b),
 NEVI: per port, over the trailing 12 months ending at the period's end, as far as the data
 reaches); the UK rapid charge point reliability against 99% (SI 2023/1168 reg. 6, for the period;
@@ -22,6 +29,7 @@ import polars as pl
 import psycopg
 
 from chargeops import frames
+from chargeops import local_days as ld
 from chargeops.completeness import gaps, recorded_span
 from chargeops.completeness import lines as completeness_lines
 from chargeops.periods import parse_period
@@ -51,7 +59,7 @@ EXCLUSIONS = {
     "starts_at": pl.Datetime("us", "UTC"), "ends_at": pl.Datetime("us", "UTC"),
     "reason": pl.String, "note": pl.String,
 }  # fmt: skip
-SITE_DAY = {
+SITE_DAY = {  # per site and local day
     "day": pl.Date, "site_id": pl.String, "energy_kwh": pl.Float64, "sessions": pl.Int64,
 }  # fmt: skip
 EMISSIONS = {
@@ -59,7 +67,51 @@ EMISSIONS = {
     "energy_kwh": pl.Float64, "grid_g": pl.Float64, "tailpipe_g": pl.Float64,
     "net_saving_g": pl.Float64,
 }  # fmt: skip
-SITES = {"site_id": pl.String, "name": pl.String, "country": pl.String, "grid_region": pl.String}
+EMISSION_GRAMS = ["energy_kwh", "grid_g", "tailpipe_g", "net_saving_g"]
+SITES = {
+    "site_id": pl.String, "name": pl.String, "country": pl.String, "grid_region": pl.String,
+    "timezone": pl.String,
+}  # fmt: skip
+PORT = ["charge_point_id", "evse_id", "connector_id"]
+# what the reads of local days take from the UTC partitions
+SESSION_SLOTS = {"site_id": pl.String, "slot": pl.Datetime("us", "UTC"), "sessions": pl.Int64}
+CURVE = {
+    "day": pl.Date, "site_id": pl.String, "interval_start": pl.Datetime("us", "UTC"),
+    "energy_kwh": pl.Float64,
+}  # fmt: skip
+OUTAGE_KEYS = [*PORT, "site_id", "cause", "excluded", "exclusion_reason"]
+
+
+def session_slots_sql(where: str) -> str:
+    """Sessions counted per site and 15-minute slot of their start (schema SESSION_SLOTS), the
+    grain a local day is cut from (every zone's midnight is on a quarter hour). A session without
+    a start, which the sessions asset never writes, counts at noon UTC of its day."""
+    return (
+        "SELECT site_id, date_bin('15 minutes', coalesce(start_ts, "
+        "(day + time '12:00') AT TIME ZONE 'UTC'), TIMESTAMPTZ '2000-01-01 00:00+00') AS slot, "
+        f"count(*)::bigint AS sessions FROM analytics.sessions WHERE {where} GROUP BY 1, 2"
+    )
+
+
+def local_uptime(
+    uptime_daily: pl.DataFrame, outages: pl.DataFrame, sites: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per port and local day: minutes_in_period, outage_minutes, excluded_minutes, with `day`
+    the site's local day; the outage pieces clipped to local days) from uptime_daily and outage
+    rows of UTC days. A local day's minutes are its length where the port has rows for every UTC
+    day it overlaps (1,380 or 1,500 when the clocks change); its outage minutes are the pieces'
+    minutes in it, so the 23 CFR 680.116(b) formula applies to the local day unchanged."""
+    pieces = ld.outage_pieces(outages, sites, OUTAGE_KEYS)
+    down = pieces.group_by("day", *PORT).agg(
+        outage_minutes=pl.col("duration_min").sum(),
+        excluded_minutes=pl.col("duration_min").filter(pl.col("excluded").fill_null(False)).sum(),
+    )
+    port_days = (
+        ld.port_minutes(uptime_daily, sites, PORT)
+        .join(down, on=["day", *PORT], how="left")
+        .with_columns(pl.col("outage_minutes", "excluded_minutes").fill_null(0.0))
+    )
+    return port_days, pieces
 
 
 @dataclass(frozen=True)
@@ -68,13 +120,13 @@ class ComplianceData:
     start: date
     end: date  # inclusive
     sites: pl.DataFrame
-    uptime: pl.DataFrame  # uptime_daily rows of the period
-    trailing: pl.DataFrame  # uptime_daily rows of the 365 days ending at `end`
+    uptime: pl.DataFrame  # per port and local day of the period (UPTIME, `day` local)
+    trailing: pl.DataFrame  # uptime_daily rows of the 365 UTC days ending at `end`
     outages: pl.DataFrame
     exclusions: pl.DataFrame
-    energy: pl.DataFrame  # energy_site_day rows of the period
-    sessions: int  # sessions that started in the period (analytics.sessions)
-    emissions: pl.DataFrame  # emissions_site_day rows of the period
+    energy: pl.DataFrame  # energy and sessions per site and local day of the period (SITE_DAY)
+    sessions: int  # sessions that started in the period, each site's local days
+    emissions: pl.DataFrame  # per site over its local days of the period (EMISSIONS)
     uk: ukr.UkReliability
     imported: pl.DataFrame  # charge points known only from imported history (source, count)
     gaps: tuple = ()  # chargeops.completeness.Gap: SOURCES' days in the period that are not ok
@@ -86,13 +138,25 @@ class ComplianceData:
 SOURCES = ("uptime", "energy", "sessions", "emissions")
 
 
+def local_site_days(
+    sites: pl.DataFrame, session_slots: pl.DataFrame, curve: pl.DataFrame
+) -> pl.DataFrame:
+    """Energy and sessions per site and local day (schema SITE_DAY): the load curve's intervals
+    and the sessions' starts on the site's local dates."""
+    energy = ld.by_local_day(curve, sites, "interval_start", ["energy_kwh"])
+    sessions = ld.by_local_day(session_slots, sites, "slot", ["sessions"])
+    out = energy.join(sessions, on=["day", "site_id"], how="full", coalesce=True)
+    return out.with_columns(pl.col("energy_kwh").fill_null(0.0), pl.col("sessions").fill_null(0))
+
+
 def read(url: str, label: str, start: date, end: date) -> ComplianceData:
-    between = f"day BETWEEN '{start}' AND '{end}'"
-    t0 = datetime.combine(start, datetime.min.time(), UTC)
-    t1 = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
+    """The report's rows for local days `start..end` of every site (UTC rows for the trailing
+    12 months and the UK figures): from every UTC partition those local days overlap."""
+
+    def local(df: pl.DataFrame) -> pl.DataFrame:
+        return df.filter(pl.col("day").is_between(start, end))
 
     uptime_cols = ", ".join(UPTIME)
-    found = tuple(gaps(url, start, end, SOURCES, clip_to_recorded=True))
     with psycopg.connect(url) as pg:
         lo, hi = recorded_span(pg)
     span = (
@@ -103,47 +167,66 @@ def read(url: str, label: str, start: date, end: date) -> ComplianceData:
         def q(sql: str, schema: dict) -> pl.DataFrame:
             return frames.read_frame(conn, sql, schema)
 
+        sites = q(f"SELECT {', '.join(SITES)} FROM site", SITES)
+        ld.check_zones(sites)
+        zones = ld.zones_of(sites)
+        u0, u1 = ld.utc_span(start, end, zones)
+        utc = f"day BETWEEN '{u0}' AND '{u1}'"
+        t0 = min(ld.day_start(start, z) for z in zones)
+        t1 = max(ld.day_start(end + timedelta(days=1), z) for z in zones)
+        curve = q(f"SELECT {', '.join(CURVE)} FROM analytics.load_curve WHERE {utc}", CURVE)
+        slots = q(session_slots_sql(utc), SESSION_SLOTS)
+        port_days, pieces = local_uptime(
+            q(f"SELECT {uptime_cols} FROM analytics.uptime_daily WHERE {utc}", UPTIME),
+            q(f"SELECT {', '.join(OUTAGES)} FROM analytics.outages WHERE {utc}", OUTAGES),
+            sites,
+        )
+        grams = q(
+            f"SELECT day, {', '.join(EMISSIONS)} FROM analytics.emissions_site_day WHERE {utc}",
+            {"day": pl.Date, **EMISSIONS},
+        )
+        emissions = (
+            local(ld.apportion(grams, curve, sites, EMISSION_GRAMS))
+            .join(
+                grams.sort("day")
+                .group_by("site_id")
+                .agg(pl.col("grid_region", "factor_basis").last()),
+                on="site_id",
+                how="left",
+            )
+            .select(list(EMISSIONS))
+        )
+        site_days = local(local_site_days(sites, slots, curve))
+        # the UTC partitions the sites' local days overlap, named where they are not 'ok'
+        found = gaps(url, u0, u1, SOURCES, clip_to_recorded=True)
         return ComplianceData(
             label=label,
             start=start,
             end=end,
-            sites=q("SELECT site_id, name, country, grid_region FROM site", SITES),
-            uptime=q(f"SELECT {uptime_cols} FROM analytics.uptime_daily WHERE {between}", UPTIME),
+            sites=sites,
+            uptime=local(port_days).select(list(UPTIME)),
             trailing=q(
                 f"SELECT {uptime_cols} FROM analytics.uptime_daily "
                 f"WHERE day BETWEEN '{end - timedelta(days=364)}' AND '{end}'",
                 UPTIME,
             ),
-            outages=q(
-                f"SELECT {', '.join(OUTAGES)} FROM analytics.outages WHERE {between}", OUTAGES
-            ),
+            outages=local(pieces).select(list(OUTAGES)),
             exclusions=q(
                 f"SELECT {', '.join(EXCLUSIONS)} FROM outage_exclusion "
                 f"WHERE starts_at < '{t1.isoformat()}' AND ends_at > '{t0.isoformat()}' "
                 "ORDER BY starts_at",
                 EXCLUSIONS,
             ),
-            energy=q(
-                f"SELECT {', '.join(SITE_DAY)} FROM analytics.energy_site_day WHERE {between}",
-                SITE_DAY,
-            ),
-            sessions=int(
-                q(
-                    f"SELECT count(*) AS n FROM analytics.sessions WHERE {between}", {"n": pl.Int64}
-                ).item()
-                or 0
-            ),
-            emissions=q(
-                f"SELECT {', '.join(EMISSIONS)} FROM analytics.emissions_site_day WHERE {between}",
-                EMISSIONS,
-            ),
+            energy=site_days,
+            sessions=int(site_days["sessions"].sum() or 0),
+            emissions=emissions,
             uk=ukr.read(url, start, end),
             imported=q(
                 "SELECT source, count(*) AS charge_points FROM charge_point "
                 "WHERE source IS NOT NULL GROUP BY source ORDER BY source",
                 {"source": pl.String, "charge_points": pl.Int64},
             ),
-            gaps=found,
+            gaps=tuple(ld.relevant(found, zones, start, end)),
             data_span=span,
         )
 
@@ -167,9 +250,6 @@ def sum_minutes(df: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         )
         .with_columns(uptime_pct=uptime_pct())
     )
-
-
-PORT = ["charge_point_id", "evse_id", "connector_id"]
 
 
 def port_uptime(data: ComplianceData) -> pl.DataFrame:
@@ -285,6 +365,7 @@ def context(data: ComplianceData, factors: em.Factors, generated_at: datetime) -
         "start": data.start,
         "end": data.end,
         "days": (data.end - data.start).days + 1,
+        "zones": ld.zones_of(data.sites),
         "generated_at": generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         "nevi_target": NEVI_TARGET_PCT,
         "uk_target": ukr.UK_TARGET_PCT,
