@@ -1,6 +1,7 @@
 """The operator dashboard as Dagster assets: `operator_dashboard_daily` (daily partitions, sent
-each morning for the day before) and `operator_dashboard_weekly` (ISO weeks, sent on Monday for
-the week before). Each writes every audience's files and, where SMTP is configured and the
+each morning for the last day whole in every site's local time) and `operator_dashboard_weekly`
+(ISO weeks, sent once the week is whole in every site's local time: Monday, or Tuesday with a
+site west of UTC). Each writes every audience's files and, where SMTP is configured and the
 audience has recipients, mails it; a partition re-run mails only those who did not get it.
 
 The at-risk list follows the latest model card in `model_store` (the model's list only while it
@@ -136,18 +137,35 @@ weekly_job = dg.define_asset_job(
 )
 
 
+def _request(
+    context: dg.ScheduleEvaluationContext, database: DatabaseResource, weekly: bool
+) -> dg.RunRequest | dg.SkipReason:
+    today = context.scheduled_execution_time.astimezone(UTC).date()
+    zones = dashboard.site_zones(database.resolved_url())
+    period = dashboard.new_period(weekly, today, zones)
+    if period is None:
+        return dg.SkipReason(
+            f"no new {'week' if weekly else 'day'} is whole yet in every site's local time "
+            f"({', '.join(zones)})"
+        )
+    return dg.RunRequest(
+        run_key=f"dashboard-{period.label}", partition_key=period.start.isoformat()
+    )
+
+
 @dg.schedule(job=daily_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
-def dashboard_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """At 06:00 UTC, after the night's analytics (00:30) and reconciliation (02:00): yesterday."""
-    day = dashboard.last_period(False, context.scheduled_execution_time.astimezone(UTC).date())
-    return dg.RunRequest(run_key=f"dashboard-{day.label}", partition_key=day.start.isoformat())
+def dashboard_daily(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
+    """At 06:00 UTC, after the night's analytics (00:30) and reconciliation (02:00): the last
+    local day whose UTC partitions are all computed (yesterday; the day before when a site is
+    west of UTC, whose yesterday ends in today's UTC partition)."""
+    return _request(context, database, weekly=False)
 
 
-@dg.schedule(job=weekly_job, cron_schedule="0 7 * * 1", execution_timezone="UTC")
-def dashboard_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Mondays at 07:00 UTC: the ISO week that ended on Sunday."""
-    week = dashboard.last_period(True, context.scheduled_execution_time.astimezone(UTC).date())
-    return dg.RunRequest(run_key=f"dashboard-{week.label}", partition_key=week.start.isoformat())
+@dg.schedule(job=weekly_job, cron_schedule="0 7 * * *", execution_timezone="UTC")
+def dashboard_weekly(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
+    """Every day at 07:00 UTC, the ISO week that has just become whole in every site's local
+    time, once: on Monday for sites at or east of UTC, on Tuesday when a site is west of it."""
+    return _request(context, database, weekly=True)
 
 
 ASSETS = [operator_dashboard_daily, operator_dashboard_weekly]

@@ -36,6 +36,7 @@ import plotly.io as pio
 import polars as pl
 from markupsafe import Markup
 
+from chargeops import local_days as ld
 from chargeops.periods import Period, parse_period
 from reports import dashboard_charts as charts
 from reports import dashboard_data as dd
@@ -92,11 +93,12 @@ class Dashboard:
         c, h = self.context, self.context["headline"]
         lines = [
             f"{c['title']}: {c['kind_label']} {c['period_label']} (compared with {c['prev_label']})",
+            c["days_note"],
             "",
         ]
         if c["incomplete"]:
             lines += [
-                f"INCOMPLETE DATA: {INCOMPLETE_NOTE}",
+                f"INCOMPLETE DATA: {c['incomplete_note']}",
                 *[f"- {line}" for line in c["incomplete"]],
                 "",
             ]
@@ -165,6 +167,10 @@ def _money(minor: int | None, row: dict) -> str:
 INCOMPLETE_NOTE = (
     "the days below are missing from the figures (not computed, or failed). A figure marked "
     "incomplete is from the other days and is not compared; – means none of its days are there."
+)
+UTC_DAYS_NOTE = (
+    " The days named are UTC days (the analytics' partitions); a site's local day is whole only "
+    "when each UTC day it overlaps is."
 )
 INCOMPLETE_TAG = Markup(' <span class="incomplete">incomplete</span>')
 
@@ -241,7 +247,8 @@ def context(data: dd.DashboardData, audience: Audience, generated_at: datetime) 
     revenue = dd.revenue(data)
     return {
         "incomplete": dd.banner(data),
-        "incomplete_note": INCOMPLETE_NOTE,
+        "incomplete_note": INCOMPLETE_NOTE + UTC_DAYS_NOTE,
+        "days_note": dd.days_note(data),
         "status": {a: dd.coverage(data, a, data.period) for a in dd.FIGURE_ASSETS},
         "site_columns": dd.site_columns(data),
         "period_end": data.period.end,
@@ -456,14 +463,32 @@ def run(
 
 
 # -- command line ---------------------------------------------------------------------------------
-def last_period(weekly: bool, today: date) -> Period:
-    """What a dashboard sent on `today` covers: yesterday, or (`weekly`) the last whole ISO week;
-    the CLI's default and the Dagster schedules' partitions."""
+def last_period(weekly: bool, today: date, zones: Sequence[str] = (ld.UTC_ZONE,)) -> Period:
+    """What a dashboard made on `today` covers: the last local day whole in the UTC partitions
+    before `today` in every site zone of `zones` (yesterday, or the day before when a site is
+    west of UTC), or (`weekly`) the last ISO week ending on or before that day; the CLI's
+    default and the Dagster schedules' partitions."""
     from chargeops.periods import day_period, iso_week
 
+    last = ld.last_whole_day(today, zones)
     if weekly:
-        return iso_week(today - timedelta(days=today.isoweekday()))
-    return day_period(today - timedelta(days=1))
+        return iso_week(last - timedelta(days=last.isoweekday() % 7))
+    return day_period(last)
+
+
+def new_period(weekly: bool, today: date, zones: Sequence[str]) -> Period | None:
+    """The period that became whole on `today` (`last_period`), or None when it is the one that
+    was already whole yesterday: what a schedule evaluated every day requests."""
+    period = last_period(weekly, today, zones)
+    return None if period == last_period(weekly, today - timedelta(days=1), zones) else period
+
+
+def site_zones(url: str) -> list[str]:
+    """The time zones of every site (UTC when none): the local days of the dashboards."""
+    from chargeops import frames
+
+    schema = {"site_id": pl.String, "timezone": pl.String}
+    return ld.zones_of(frames.read_table(url, "SELECT site_id, timezone FROM site", schema))
 
 
 def cli(args, settings) -> int:
@@ -474,8 +499,7 @@ def cli(args, settings) -> int:
     from reports.browser import BrowserNotFound
 
     try:
-        today = datetime.now(UTC).date()
-        period = parse_period(args.period) if args.period else last_period(args.weekly, today)
+        period = parse_period(args.period) if args.period else None
     except ValueError as e:
         raise ConfigError(str(e)) from None
     smtp = None if args.dry_run else mail.SmtpConfig.from_env()
@@ -485,6 +509,8 @@ def cli(args, settings) -> int:
             "or use --dry-run to write the files only"
         )
     url = resolve_database_url(settings)
+    if period is None:
+        period = last_period(args.weekly, datetime.now(UTC).date(), site_zones(url))
     audiences = recipients.from_env(site_names(url), path=args.recipients)
     if args.audience:
         known = {a.key for a in audiences}

@@ -6,9 +6,18 @@ Windows: the headline figures compare the period with the one before (`chargeops
 the trend charts show at least the last 14 days and the hour-by-weekday heatmap the last 28, so a
 daily dashboard still shows a shape.
 
+Days: every per-site figure is on the site's local day (`chargeops.local_days`): sessions by the
+local date of their start, energy by the 15-minute load-curve intervals of the local day,
+utilisation by its connector-hours, uptime and outages cut at local midnight, CO2 shared out of
+the UTC days by the energy in each local day, the heatmap's window in local days. A network figure
+adds up each site's local days (the dashboard says so). Revenue and reconciliation stay on UTC
+days, as the payments are reconciled (the dashboard says so too). The UTC partitions a local day
+overlaps are all read: one more UTC day before or after the window for sites east or west of UTC.
+
 Completeness: each figure comes from the asset that owns it (`SOURCE`), and the days that asset
 did not record 'ok' (`chargeops.completeness`) make it partial (a value from the other days, no
-change) or missing (no value at all): never a 0 that reads as "nothing happened".
+change) or missing (no value at all): never a 0 that reads as "nothing happened". A site's local
+day is incomplete when any UTC partition it overlaps is; the banner names those UTC days.
 
 At risk: the model's list only while its card says it beats the fault-count baseline on held-out
 data; otherwise the baseline rule itself (connectors with faults in the last 7 days), saying why.
@@ -23,9 +32,18 @@ from datetime import date, timedelta
 import polars as pl
 
 from chargeops import completeness, frames
+from chargeops import local_days as ld
 from chargeops.completeness import Gap
 from chargeops.periods import Period, previous
-from reports.compliance import NEVI_TARGET_PCT, sum_minutes, uptime_pct
+from reports.compliance import (
+    CURVE,
+    NEVI_TARGET_PCT,
+    SESSION_SLOTS,
+    local_uptime,
+    session_slots_sql,
+    sum_minutes,
+    uptime_pct,
+)
 
 TREND_DAYS = 14
 HEATMAP_DAYS = 28
@@ -41,10 +59,14 @@ SOURCE = {
     "net": "reconciliation", "heatmap": "peak_usage",
 }  # fmt: skip
 FIGURE_ASSETS = tuple(dict.fromkeys(SOURCE.values()))
+# the assets whose figures are shown on each site's local day; the others (revenue and
+# reconciliation) on UTC days, the at-risk list as of a UTC day
+LOCAL_ASSETS = ("sessions", "energy", "utilisation", "uptime", "emissions", "peak_usage")
 MODEL_ASSET, BASELINE_ASSET = "maintenance_scores", "maintenance_features"
 BASELINE_RULE = "the baseline rule: faults in the last 7 days"
 
 SITES = {"site_id": pl.String, "name": pl.String, "timezone": pl.String}
+# the frames of DashboardData; `day` is the site's local day but for EXPECTED, RECON, EXCEPTIONS
 SESSIONS = {"day": pl.Date, "site_id": pl.String, "sessions": pl.Int64}
 ENERGY = {"day": pl.Date, "site_id": pl.String, "energy_kwh": pl.Float64}
 UTILISATION = {
@@ -91,8 +113,10 @@ class DashboardData:
     period: Period
     prev: Period
     first: date  # the earliest day read: the previous period, the trend or the heatmap window
-    sites: pl.DataFrame
-    sessions: pl.DataFrame  # analytics.sessions counted per day and site
+    sites: pl.DataFrame  # site_id, name, timezone: the zones of the local days
+    # per site and local day (`day`): sessions, energy, utilisation, peak, uptime (per port),
+    # outages (pieces cut at local midnight), emissions; per UTC day: expected, recon, exceptions
+    sessions: pl.DataFrame  # analytics.sessions counted per local day of their start and site
     energy: pl.DataFrame
     utilisation: pl.DataFrame
     peak: pl.DataFrame
@@ -105,7 +129,7 @@ class DashboardData:
     at_risk: pl.DataFrame  # as of the latest day on or before the period's end, riskiest first
     at_risk_source: str = "model"  # "model": the model's at-risk rows; "baseline": faults in 7 days
     at_risk_note: str = ""  # why that list (the model card's verdict against the baseline)
-    gaps: tuple[Gap, ...] = ()  # asset days of the window not recorded 'ok' (network-wide)
+    gaps: tuple[Gap, ...] = ()  # UTC asset days the window overlaps not recorded 'ok' (network)
 
 
 SITE_FRAMES = (
@@ -171,17 +195,62 @@ def at_risk_query(source: str, end: date) -> str:
     )
 
 
+SITE_HOURS = {
+    "site_id": pl.String, "hour_ts": pl.Datetime("us", "UTC"), "connector_hours": pl.Float64,
+    "occupied_hours": pl.Float64, "charging_hours": pl.Float64,
+}  # fmt: skip
+OUTAGE_PIECES = {**OUTAGES, "exclusion_reason": pl.String}
+
+
+def local_frames(
+    sites: pl.DataFrame,
+    first: date,
+    last: date,
+    *,
+    session_slots: pl.DataFrame,
+    curve: pl.DataFrame,
+    site_hours: pl.DataFrame,
+    uptime: pl.DataFrame,
+    outages: pl.DataFrame,
+    emissions: pl.DataFrame,
+    peak: pl.DataFrame,
+) -> dict[str, pl.DataFrame]:
+    """The per-site figures on local days `first..last` (`chargeops.local_days`) from rows of the
+    UTC partitions that overlap them: sessions per 15-minute slot of their start, the load curve,
+    connector-hours per site and UTC hour, uptime_daily and outage rows, emissions_site_day and
+    peak_usage. Returns the frames of `DashboardData` with `day` the site's local day."""
+
+    def window(df: pl.DataFrame) -> pl.DataFrame:
+        return df.filter(pl.col("day").is_between(first, last))
+
+    port_days, pieces = local_uptime(uptime, outages, sites)
+    return {
+        "sessions": window(ld.by_local_day(session_slots, sites, "slot", ["sessions"])),
+        "energy": window(ld.by_local_day(curve, sites, "interval_start", ["energy_kwh"])),
+        "utilisation": window(
+            ld.by_local_day(
+                site_hours,
+                sites,
+                "hour_ts",
+                ["connector_hours", "occupied_hours", "charging_hours"],
+            )
+        ),
+        "peak": window(ld.peak_local_day(peak)),
+        "uptime": window(port_days).select(list(UPTIME)),
+        "outages": window(pieces).select(list(OUTAGES)),
+        "emissions": window(ld.apportion(emissions, curve, sites, ["net_saving_g"])),
+    }
+
+
 def read(url: str, period: Period, model_card: dict | None = None) -> DashboardData:
     """Every figure the dashboards of `period` need, for all sites, over one connection; the
-    asset days of the window that are not there; the at-risk list `model_card` allows."""
+    asset days of the window that are not there; the at-risk list `model_card` allows. Per-site
+    figures are on each site's local day, from every UTC partition those days overlap."""
     first, end = window_start(period), period.end
     window = f"day BETWEEN '{first}' AND '{end}'"
     in_period = f"day BETWEEN '{period.start}' AND '{end}'"
     source, note = model_verdict(model_card)
     at_risk_asset = MODEL_ASSET if source == "model" else BASELINE_ASSET
-    found = completeness.gaps(url, first, end, [*FIGURE_ASSETS, at_risk_asset])
-    # the at-risk list is as of the period's end: only that day of its asset matters
-    found = [g for g in found if g.asset != at_risk_asset or g.day == end]
     with frames.connect(url) as conn:
 
         def q(sql: str, schema: dict) -> pl.DataFrame:
@@ -190,27 +259,46 @@ def read(url: str, period: Period, model_card: dict | None = None) -> DashboardD
         def cols(schema: dict) -> str:
             return ", ".join(schema)
 
+        sites = q("SELECT site_id, name, timezone FROM site ORDER BY site_id", SITES)
+        ld.check_zones(sites)
+        lo, hi = ld.utc_span(first, end, ld.zones_of(sites))
+        utc = f"day BETWEEN '{min(lo, first)}' AND '{max(hi, end)}'"
+        local = local_frames(
+            sites,
+            first,
+            end,
+            session_slots=q(session_slots_sql(utc), SESSION_SLOTS),
+            curve=q(f"SELECT {cols(CURVE)} FROM analytics.load_curve WHERE {utc}", CURVE),
+            site_hours=q(
+                "SELECT site_id, hour_ts, count(*)::float8 AS connector_hours, "
+                "sum(minutes_charging + minutes_suspended + minutes_occupied_other) / 60.0 "
+                "AS occupied_hours, sum(minutes_charging) / 60.0 AS charging_hours "
+                f"FROM analytics.utilisation_hourly WHERE {utc} AND site_id IS NOT NULL "
+                "GROUP BY 1, 2",
+                SITE_HOURS,
+            ),
+            uptime=q(f"SELECT {cols(UPTIME)} FROM analytics.uptime_daily WHERE {utc}", UPTIME),
+            outages=q(
+                f"SELECT {cols(OUTAGE_PIECES)} FROM analytics.outages WHERE {utc}", OUTAGE_PIECES
+            ),
+            emissions=q(
+                f"SELECT {cols(EMISSIONS)} FROM analytics.emissions_site_day WHERE {utc}",
+                EMISSIONS,
+            ),
+            peak=q(f"SELECT {cols(PEAK)} FROM analytics.peak_usage WHERE {utc}", PEAK),
+        )
         at_risk_sql = at_risk_query(source, end)
+        found = completeness.gaps(
+            url, min(lo, first), max(hi, end), [*FIGURE_ASSETS, at_risk_asset]
+        )
+        # the at-risk list is as of the period's end: only that day of its asset matters
+        found = [g for g in found if g.asset != at_risk_asset or g.day == end]
         return DashboardData(
             period=period,
             prev=previous(period),
             first=first,
-            sites=q("SELECT site_id, name, timezone FROM site ORDER BY site_id", SITES),
-            sessions=q(
-                "SELECT day, site_id, count(*)::bigint AS sessions FROM analytics.sessions "
-                f"WHERE {window} GROUP BY 1, 2",
-                SESSIONS,
-            ),
-            energy=q(
-                f"SELECT {cols(ENERGY)} FROM analytics.energy_site_day WHERE {window}", ENERGY
-            ),
-            utilisation=q(
-                f"SELECT {cols(UTILISATION)} FROM analytics.utilisation_site_day WHERE {window}",
-                UTILISATION,
-            ),
-            peak=q(f"SELECT {cols(PEAK)} FROM analytics.peak_usage WHERE {window}", PEAK),
-            uptime=q(f"SELECT {cols(UPTIME)} FROM analytics.uptime_daily WHERE {window}", UPTIME),
-            outages=q(f"SELECT {cols(OUTAGES)} FROM analytics.outages WHERE {window}", OUTAGES),
+            sites=sites,
+            **local,
             expected=q(
                 "SELECT day, site_id, currency, min(minor_unit_exponent) AS minor_unit_exponent, "
                 "sum(gross_amount)::bigint AS expected_gross FROM analytics.expected_revenue "
@@ -231,10 +319,6 @@ def read(url: str, period: Period, model_card: dict | None = None) -> DashboardD
                 f"SELECT {cols(EXCEPTIONS)} FROM analytics.reconciliation_lines "
                 f"WHERE {in_period} AND category <> 'matched' ORDER BY day, line_key",
                 EXCEPTIONS,
-            ),
-            emissions=q(
-                f"SELECT {cols(EMISSIONS)} FROM analytics.emissions_site_day WHERE {window}",
-                EMISSIONS,
             ),
             at_risk=q(at_risk_sql, AT_RISK),
             at_risk_source=source,
@@ -260,21 +344,60 @@ def _between(df: pl.DataFrame, p: Period) -> pl.DataFrame:
     return df.filter(pl.col("day").is_between(p.start, p.end))
 
 
+def zones(data: DashboardData) -> list[str]:
+    """The time zones of the audience's sites: the local days its figures are on."""
+    return ld.zones_of(data.sites)
+
+
+def local_gaps(data: DashboardData, asset: str, first: date, last: date) -> list[ld.LocalGap]:
+    """The days `first..last` of `asset` that are not whole: local days of the audience's sites
+    for a LOCAL_ASSETS figure (a UTC partition it overlaps is not 'ok'), else UTC days."""
+    mine = [g for g in data.gaps if g.asset == asset]
+    if asset in LOCAL_ASSETS:
+        return ld.local_gaps(mine, zones(data), first, last)
+    return [ld.LocalGap(asset, g.day, "missing", (g.day,)) for g in mine if first <= g.day <= last]
+
+
 def missing(data: DashboardData, asset: str, first: date, last: date) -> list[date]:
-    """The days `first..last` that `asset` did not record 'ok'."""
-    return sorted({g.day for g in data.gaps if g.asset == asset and first <= g.day <= last})
+    """The days `first..last` that `asset` did not wholly compute (see `local_gaps`)."""
+    return sorted({g.day for g in local_gaps(data, asset, first, last)})
 
 
 def coverage(data: DashboardData, asset: str, p: Period) -> str:
-    """`complete`; `partial` when `asset` lacks some days of `p`; `missing` when it lacks all."""
-    n = len(missing(data, asset, p.start, p.end))
-    return "complete" if n == 0 else ("missing" if n >= p.days else "partial")
+    """`complete`; `partial` when `asset` lacks some of the days of `p` or some of their UTC
+    partitions; `missing` when it lacks all of them."""
+    found = local_gaps(data, asset, p.start, p.end)
+    if not found:
+        return "complete"
+    gone = sum(g.status == "missing" for g in found)
+    return "missing" if gone >= p.days else "partial"
 
 
 def incomplete(data: DashboardData) -> list[Gap]:
-    """The gaps the figures stand on: the period, the one it is compared with, and the at-risk
-    list's day (the trend and heatmap windows beyond them are marked on their charts)."""
-    return [g for g in data.gaps if data.prev.start <= g.day <= data.period.end]
+    """The gaps the figures stand on: the UTC days the period's and the previous period's local
+    days overlap (UTC days themselves for revenue), and the at-risk list's day (the trend and
+    heatmap windows beyond them are marked on their charts)."""
+    first, last = data.prev.start, data.period.end
+    mine = [g for g in data.gaps if g.asset in LOCAL_ASSETS]
+    local = set(ld.relevant(mine, zones(data), first, last))
+    return [
+        g for g in data.gaps if (g in local if g.asset in LOCAL_ASSETS else first <= g.day <= last)
+    ]
+
+
+def days_note(data: DashboardData) -> str:
+    """Which days the figures are on, for the page and the plain text."""
+    zs = zones(data)
+    if len(data.sites) == 1:
+        head = f"Days are the site's local days ({zs[0]})"
+    elif len(zs) == 1:
+        head = f"Days are the sites' local days ({zs[0]})"
+    else:
+        head = (
+            f"Days are each site's local day ({', '.join(zs)}): a network figure adds up "
+            "its sites' local days"
+        )
+    return f"{head}. Revenue and payment exceptions are on UTC days."
 
 
 def banner(data: DashboardData) -> list[str]:

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import dagster as dg
 import polars as pl
+import psycopg
 import pytest
 
 from chargeops import completeness
@@ -125,13 +126,28 @@ def seed(conn) -> None:
         "('2026-11-24', 'S1', 100, 10), ('2026-11-24', 'S2', 50, 5), "
         "('2026-11-23', 'S1', 80, 8), ('2026-11-23', 'S2', 20, 2)"
     )
-    # utilisation 18 / 72 = 25 % vs 12 / 72
+    # ... from the 15-minute load curve (one interval at noon carries the day's energy)
     conn.execute(
-        "INSERT INTO analytics.utilisation_site_day "
-        "(day, site_id, connector_hours, occupied_hours, charging_hours) VALUES "
-        "('2026-11-24', 'S1', 48, 12, 10), ('2026-11-24', 'S2', 24, 6, 5), "
-        "('2026-11-23', 'S1', 48, 6, 5), ('2026-11-23', 'S2', 24, 6, 5)"
+        "INSERT INTO analytics.load_curve (day, site_id, interval_start, energy_kwh, mean_kw) "
+        "SELECT day, site_id, day + time '12:00' AT TIME ZONE 'UTC', energy_kwh, 4 * energy_kwh "
+        "FROM analytics.energy_site_day"
     )
+    # utilisation 18 / 72 = 25 % vs 12 / 72: connector-hours (S1 two connectors, S2 one), the
+    # first `occupied` hours of each connector occupied (50 min charging, 10 min suspended)
+    for day, site, cp, connectors, occupied in [
+        ("2026-11-24", "S1", "CP-1", 2, 6), ("2026-11-24", "S2", CP2, 1, 6),
+        ("2026-11-23", "S1", "CP-1", 2, 3), ("2026-11-23", "S2", CP2, 1, 6),
+    ]:  # fmt: skip
+        conn.execute(
+            "INSERT INTO analytics.utilisation_hourly (day, hour_ts, charge_point_id, evse_id, "
+            "connector_id, site_id, minutes_available, minutes_charging, minutes_suspended, "
+            "minutes_occupied_other) SELECT %(day)s::date, "
+            "(%(day)s::date + make_interval(hours => h)) AT TIME ZONE 'UTC', %(cp)s, 1, c, "
+            "%(site)s, CASE WHEN h < %(occ)s THEN 0 ELSE 60 END, "
+            "CASE WHEN h < %(occ)s THEN 50 ELSE 0 END, CASE WHEN h < %(occ)s THEN 10 ELSE 0 END, "
+            "0 FROM generate_series(0, 23) AS h, generate_series(1, %(n)s) AS c",
+            {"day": day, "site": site, "cp": cp, "n": connectors, "occ": occupied},
+        )
     # Tuesday (weekday 2) 09:00 half occupied
     conn.execute(
         "INSERT INTO analytics.peak_usage (day, site_id, local_weekday, local_hour, "
@@ -290,7 +306,7 @@ def fail_day(conn, day: str = DAY) -> None:
     """`day` as a failed energy run leaves it: sessions there, the assets after energy failed
     (refusing their upstream) with no rows, the others ok."""
     for table in (
-        "energy_site_day", "peak_usage", "expected_revenue", "emissions_site_day",
+        "energy_site_day", "load_curve", "peak_usage", "expected_revenue", "emissions_site_day",
         "reconciliation_site_day", "reconciliation_lines",
     ):  # fmt: skip
         conn.execute(f"DELETE FROM analytics.{table} WHERE day = %s", (day,))
@@ -772,9 +788,12 @@ def test_assets_mail_and_schedules_pick_the_period(seeded, tmp_path, recipients_
         tmp_path / "2026-W48" / "dashboard" / "operator-acme-charging" / "dashboard.eml"
     ).is_file()
 
-    def key(schedule, when: datetime) -> str:
-        ctx = dg.build_schedule_context(scheduled_execution_time=when)
-        return schedule(ctx).partition_key
+    def key(schedule, when: datetime) -> str | None:
+        ctx = dg.build_schedule_context(
+            scheduled_execution_time=when, resources={"database": resources["database"]}
+        )
+        request = schedule(ctx)
+        return request.partition_key if isinstance(request, dg.RunRequest) else None
 
     assert key(dashboard_asset.dashboard_daily, datetime(2026, 11, 25, 6, tzinfo=UTC)) == DAY
     assert key(dashboard_asset.dashboard_weekly, datetime(2026, 11, 30, 7, tzinfo=UTC)) == (
@@ -783,6 +802,22 @@ def test_assets_mail_and_schedules_pick_the_period(seeded, tmp_path, recipients_
     # the ISO week that spans the new year
     assert key(dashboard_asset.dashboard_weekly, datetime(2026, 1, 5, 7, tzinfo=UTC)) == (
         "2025-12-29"
+    )
+    # the week is sent once: on Tuesday there is no new one
+    assert key(dashboard_asset.dashboard_weekly, datetime(2026, 12, 1, 7, tzinfo=UTC)) is None
+
+    # a site west of UTC: its Tuesday ends at 08:00 UTC on Wednesday, in Wednesday's UTC
+    # partition (computed on Thursday), so Thursday's dashboard is Tuesday's, and the week is
+    # whole on Tuesday, not Monday
+    with psycopg.connect(seeded, autocommit=True) as conn:
+        conn.execute("UPDATE site SET timezone = 'America/Los_Angeles' WHERE site_id = 'S2'")
+    assert key(dashboard_asset.dashboard_daily, datetime(2026, 11, 25, 6, tzinfo=UTC)) == (
+        "2026-11-23"
+    )
+    assert key(dashboard_asset.dashboard_daily, datetime(2026, 11, 26, 6, tzinfo=UTC)) == DAY
+    assert key(dashboard_asset.dashboard_weekly, datetime(2026, 11, 30, 7, tzinfo=UTC)) is None
+    assert key(dashboard_asset.dashboard_weekly, datetime(2026, 12, 1, 7, tzinfo=UTC)) == (
+        "2026-11-23"
     )
 
 
