@@ -20,7 +20,7 @@ exclusions; energy delivered; sessions; emissions saved and the method.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -66,6 +66,10 @@ EMISSIONS = {
     "site_id": pl.String, "grid_region": pl.String, "factor_basis": pl.String,
     "energy_kwh": pl.Float64, "grid_g": pl.Float64, "tailpipe_g": pl.Float64,
     "net_saving_g": pl.Float64,
+}  # fmt: skip
+STATED_GHG = {  # import_batch rows whose file states its own CO2 saving
+    "format": pl.String, "file_name": pl.String, "stated_ghg_kg": pl.Float64,
+    "stated_ghg_energy_wh": pl.Float64,
 }  # fmt: skip
 EMISSION_GRAMS = ["energy_kwh", "grid_g", "tailpipe_g", "net_saving_g"]
 SITES = {
@@ -129,6 +133,8 @@ class ComplianceData:
     emissions: pl.DataFrame  # per site over its local days of the period (EMISSIONS)
     uk: ukr.UkReliability
     imported: pl.DataFrame  # charge points known only from imported history (source, count)
+    # imported files of the period that state their own CO2 saving (STATED_GHG)
+    stated_ghg: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=STATED_GHG))
     gaps: tuple = ()  # chargeops.completeness.Gap: SOURCES' days in the period that are not ok
     data_span: tuple = (None, None)  # first and last day any daily asset recorded, in the period
 
@@ -225,6 +231,12 @@ def read(url: str, label: str, start: date, end: date) -> ComplianceData:
                 "SELECT source, count(*) AS charge_points FROM charge_point "
                 "WHERE source IS NOT NULL GROUP BY source ORDER BY source",
                 {"source": pl.String, "charge_points": pl.Int64},
+            ),
+            stated_ghg=q(
+                "SELECT format, file_name, stated_ghg_kg, stated_ghg_energy_wh FROM import_batch "
+                f"WHERE stated_ghg_energy_wh > 0 AND first_start_ts < '{t1.isoformat()}' "
+                f"AND last_stop_ts >= '{t0.isoformat()}' ORDER BY import_batch_id",
+                STATED_GHG,
             ),
             gaps=tuple(ld.relevant(found, zones, start, end)),
             data_span=span,
@@ -352,10 +364,24 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def stated_ghg(data: ComplianceData, network: dict) -> list[dict]:
+    """Imported files' own CO2 savings per kWh beside this report's, to say why they differ."""
+    ours = network["saved_kg"] / network["energy_kwh"] if network["energy_kwh"] else None
+    return [
+        {
+            **r,
+            "kg_per_kwh": r["stated_ghg_kg"] / (r["stated_ghg_energy_wh"] / 1000),
+            "ours_kg_per_kwh": ours,
+        }
+        for r in data.stated_ghg.to_dicts()
+    ]
+
+
 def context(data: ComplianceData, factors: em.Factors, generated_at: datetime) -> dict:
     ports = port_uptime(data)
     sites = site_figures(data, ports)
     by_cause, longest = outage_summary(data)
+    network = network_figures(data, ports)
     used_regions = set(data.emissions["grid_region"].drop_nulls().to_list())
     method = [
         r for r in em.method_text(factors) if r["kind"] == "baseline" or r["key"] in used_regions
@@ -369,7 +395,8 @@ def context(data: ComplianceData, factors: em.Factors, generated_at: datetime) -
         "generated_at": generated_at.strftime("%Y-%m-%d %H:%M UTC"),
         "nevi_target": NEVI_TARGET_PCT,
         "uk_target": ukr.UK_TARGET_PCT,
-        "network": network_figures(data, ports),
+        "network": network,
+        "stated_ghg": stated_ghg(data, network),
         "sites": sites.to_dicts(),
         "ports": ports.to_dicts(),
         "uk": data.uk.network,

@@ -169,6 +169,33 @@ def test_imported_history_is_flagged_as_no_evidence_of_uptime(scenario, database
     assert "Imported history" in html and "1 charge point(s) from\nacn exports" in html
 
 
+def test_an_exports_own_co2_figure_is_shown_beside_ours_and_explained(
+    scenario, database_url, tmp_path
+):
+    """Issue 17 row 5: a ChargePoint export's GHG Savings column uses 0.42 kg/kWh; the report
+    shows it beside its own figure and says why they differ."""
+    _, ctx = compliance.run(database_url, tmp_path, "2025Q3", pdf=False)
+    assert ctx["stated_ghg"] == []
+    scenario.execute(
+        """INSERT INTO import_batch (format, file_name, file_sha256, rows_read, rows_imported,
+               rows_skipped, energy_wh, first_start_ts, last_stop_ts, stated_ghg_kg,
+               stated_ghg_energy_wh)
+           VALUES ('chargepoint', 'palo_alto.csv', 'x', 4, 4, 0, 28999.457, '2025-07-01 10:00+00',
+                   '2025-07-02 11:00+00', 12.18, 28999.457),
+                  ('chargepoint', 'other_year.csv', 'y', 1, 1, 0, 1000, '2024-07-01 10:00+00',
+                   '2024-07-01 11:00+00', 0.42, 1000)"""
+    )
+    paths, ctx = compliance.run(database_url, tmp_path, "2025Q3", pdf=False)
+    html = " ".join(paths[0].read_text().split())
+    # ours: (9715.97 + 39344.41) g saved for 10 + 40 + 2.5 kWh = 0.93 kg/kWh
+    assert [(g["file_name"], round(g["kg_per_kwh"], 3)) for g in ctx["stated_ghg"]] == [
+        ("palo_alto.csv", 0.42)
+    ]
+    assert "states 12.2 kg CO2 saved for 29.0 kWh, 0.42 kg per kWh" in html
+    assert "this report computes 0.93 kg per kWh over the period" in html
+    assert "They differ because the export's figure comes from its own network's grid" in html
+
+
 def test_cli_and_asset_write_the_files(scenario, database_url, tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database_url)
     out = tmp_path / "cli"
