@@ -134,14 +134,18 @@ class DagsterRunner:
         return {"files": len(files)}
 
     def dashboards(self, days: list[date], **resources) -> dict:
-        """The operator dashboard for the last day and the last whole ISO week of `days` (the
-        week of the last day when none is whole); mailed where SMTP is configured."""
+        """The operator dashboard for the last day of `days` that is whole in every site's local
+        time (the day before the last when a site is west of UTC: its last day ends in a UTC day
+        not computed) and the last whole ISO week up to it (the week of that day when none is
+        whole); mailed where SMTP is configured."""
         from datetime import timedelta
 
+        from chargeops.local_days import last_whole_day
         from chargeops.periods import iso_week
         from pipelines.resources import DashboardResource, SmtpResource
+        from reports.dashboard import site_zones
 
-        last = days[-1]
+        last = max(days[0], last_whole_day(days[-1] + timedelta(days=1), site_zones(self.url)))
         week = iso_week(last)
         if week.end > last and week.start - timedelta(days=1) >= days[0]:
             week = iso_week(week.start - timedelta(days=1))

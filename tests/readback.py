@@ -50,8 +50,35 @@ def _csv_rows(path: Path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def compare(url: str, reports: Path, first: date, last: date) -> list[str]:
-    """Every figure of the written files for the days first..last against the asset tables."""
+# the asset rows on site-local days, computed here in SQL (PostgreSQL's own time zone rules), apart
+# from the reports' polars code: sessions by the local date of their start, energy by the local
+# date of each load-curve interval, CO2 of each UTC site-day shared by the energy in the local days
+LOCAL_SESSIONS = """
+SELECT count(*) FROM analytics.sessions x LEFT JOIN site s USING (site_id)
+WHERE (x.start_ts AT TIME ZONE coalesce(s.timezone, 'UTC'))::date BETWEEN %s AND %s"""
+LOCAL_ENERGY = """
+SELECT coalesce(sum(l.energy_kwh), 0) FROM analytics.load_curve l LEFT JOIN site s USING (site_id)
+WHERE (l.interval_start AT TIME ZONE coalesce(s.timezone, 'UTC'))::date BETWEEN %s AND %s"""
+LOCAL_SAVED_KG = """
+WITH cells AS (
+    SELECT l.day, l.site_id, l.energy_kwh,
+           (l.interval_start AT TIME ZONE coalesce(s.timezone, 'UTC'))::date
+               BETWEEN %s AND %s AS inside
+    FROM analytics.load_curve l LEFT JOIN site s USING (site_id)),
+shares AS (
+    SELECT day, site_id, coalesce(sum(energy_kwh) FILTER (WHERE inside), 0) AS e_in,
+           sum(energy_kwh) AS e, count(*) FILTER (WHERE inside) AS n_in, count(*) AS n
+    FROM cells GROUP BY 1, 2)
+SELECT coalesce(sum(m.net_saving_g
+           * CASE WHEN sh.e > 0 THEN sh.e_in / sh.e ELSE sh.n_in::float8 / sh.n END), 0) / 1000
+FROM analytics.emissions_site_day m JOIN shares sh USING (day, site_id)"""
+
+
+def compare(
+    url: str, reports: Path, first: date, last: date, dashboard_day: date | None = None
+) -> list[str]:
+    """Every figure of the written files for the days first..last against the asset tables;
+    `dashboard_day` is the daily dashboard's day (default `last`)."""
     problems: list[str] = []
     with psycopg.connect(url) as conn:
 
@@ -67,10 +94,10 @@ def compare(url: str, reports: Path, first: date, last: date) -> list[str]:
             qlast = qe - timedelta(days=1)
             folder = reports / label
             kpis = compliance_kpis(folder / f"compliance_{label}.html")
-            expected = {
-                "energy delivered": float(q("SELECT coalesce(sum(energy_kwh), 0) FROM analytics.energy_site_day WHERE day BETWEEN %s AND %s", qs, qlast)),
-                "charging sessions": float(q("SELECT count(*) FROM analytics.sessions WHERE day BETWEEN %s AND %s", qs, qlast)),
-                "net emissions saved": float(q("SELECT coalesce(sum(net_saving_g), 0) / 1000 FROM analytics.emissions_site_day WHERE day BETWEEN %s AND %s", qs, qlast)),
+            expected = {  # each site's local days of the quarter
+                "energy delivered": float(q(LOCAL_ENERGY, qs, qlast)),
+                "charging sessions": float(q(LOCAL_SESSIONS, qs, qlast)),
+                "net emissions saved": float(q(LOCAL_SAVED_KG, qs, qlast)),
             }  # fmt: skip
             for key, want in expected.items():
                 got = next((v for k, v in kpis.items() if k.startswith(key)), None)
@@ -115,23 +142,25 @@ def compare(url: str, reports: Path, first: date, last: date) -> list[str]:
                 problems.append(
                     f"UK {year}: {len(rows)} charge points in the CSV, {n} in the assets"
                 )
-        # the network's daily dashboard of the last day: its headline against the asset rows
-        pages = sorted((reports / last.isoformat() / "dashboard").glob("operator-*/dashboard.html"))
+        # the network's daily dashboard: its headline against the asset rows of each site's
+        # local day (payment exceptions: the UTC day)
+        d = dashboard_day or last
+        pages = sorted((reports / d.isoformat() / "dashboard").glob("operator-*/dashboard.html"))
         if not pages:
-            problems.append(f"dashboard {last}: no network dashboard written")
+            problems.append(f"dashboard {d}: no network dashboard written")
         for page in pages[:1]:
             kpis = dashboard_kpis(page)
             expected = {
-                "Sessions": float(q("SELECT count(*) FROM analytics.sessions WHERE day = %s", last)),
-                "Energy": float(q("SELECT coalesce(sum(energy_kwh), 0) FROM analytics.energy_site_day WHERE day = %s", last)),
-                "CO2 saved": float(q("SELECT coalesce(sum(net_saving_g), 0) / 1000 FROM analytics.emissions_site_day WHERE day = %s", last)),
-                "Payment exceptions": float(q("SELECT count(*) FROM analytics.reconciliation_lines WHERE day = %s AND category <> 'matched'", last)),
+                "Sessions": float(q(LOCAL_SESSIONS, d, d)),
+                "Energy": float(q(LOCAL_ENERGY, d, d)),
+                "CO2 saved": float(q(LOCAL_SAVED_KG, d, d)),
+                "Payment exceptions": float(q("SELECT count(*) FROM analytics.reconciliation_lines WHERE day = %s AND category <> 'matched'", d)),
             }  # fmt: skip
             for key, want in expected.items():
                 got = _number(kpis.get(key, ""))
                 if got is None or abs(got - want) > 0.5 + 1e-9:
                     problems.append(
-                        f"dashboard {last} {key}: page {kpis.get(key)!r}, assets {want:.3f}"
+                        f"dashboard {d} {key}: page {kpis.get(key)!r}, assets {want:.3f}"
                     )
         day = first
         while day <= last:

@@ -73,6 +73,7 @@ class Outcome:
     truth: pl.DataFrame  # the simulator's sessions of every combo of the date
     reports: Path
     problems: list[str] = field(default_factory=list)
+    dashboard_day: date | None = None  # the daily dashboard's (local) day
 
 
 def combos(dates=DATES, seeds_per_date: int = SEEDS_PER_DATE) -> list[Combo]:
@@ -170,7 +171,7 @@ def run_date(
     recipients.write_text(
         "operators:\n  - name: Sweep network\n    sites: all\n    to: [ops@example.com]\n"
     )
-    dagster.dashboards(
+    written = dagster.dashboards(
         window, dashboard_recipients=DashboardResource(recipients_file=str(recipients))
     )
     errors = sum(s.errors for s in summaries)
@@ -183,6 +184,7 @@ def run_date(
         warnings=list(dagster.warnings),
         truth=truth_frame(summaries),
         reports=settings.reports_path,
+        dashboard_day=written["day"],
     )
 
 
@@ -290,5 +292,5 @@ def invariants(url: str, out: Outcome) -> list[str]:
         n = q(f"SELECT count(*) FROM analytics.sessions WHERE {between} AND energy_wh = 'Infinity'")
         if n:
             problems.append(f"{n} sessions with infinite energy")
-    problems += readback.compare(url, out.reports, first, last)
+    problems += readback.compare(url, out.reports, first, last, out.dashboard_day)
     return problems

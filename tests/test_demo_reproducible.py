@@ -57,10 +57,12 @@ def test_the_demo_command_is_reproducible_and_the_readme_quotes_it(server_url, t
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         assert "10/10 summary" in res.stdout
         assert "every daily asset is complete for 2026-11-28..2026-11-30" in res.stdout
-        # the operator dashboards of the last day and its week, for the network and each site
+        # the operator dashboards of the last day whole in every site's local time (29 Nov: the
+        # Los Angeles site's 30 Nov ends at 08:00 UTC on 1 Dec, not simulated) and its week, for
+        # the network and each site
         emails = sorted(tmp_path.glob("reports/*/dashboard/*/dashboard.eml"))
         assert {p.parent.name for p in emails} >= {"operator-chargeops-network"}
-        assert {p.parents[2].name for p in emails} == {"2026-11-30", "2026-W48"}
+        assert {p.parents[2].name for p in emails} == {"2026-11-29", "2026-W48"}
         with psycopg.connect(env["DATABASE_URL"]) as conn:
             versions = conn.execute("SELECT count(DISTINCT ocpp_version) FROM charge_point")
             assert versions.fetchone()[0] == 2

@@ -39,9 +39,11 @@ def test_every_asset_on_a_faulty_fleet(db, database_url, tmp_path, end):
             "UPDATE analytics.utilisation_hourly SET minutes_unknown = minutes_unknown + 1 "
             "WHERE hour_ts = (SELECT min(hour_ts) FROM analytics.utilisation_hourly)"
         )
-        db.execute(
-            "UPDATE analytics.energy_site_day SET energy_kwh = energy_kwh + 10 WHERE day = %s",
-            (outcome.days[-1],),
+        db.execute(  # the load curve the reports' energy comes from
+            "UPDATE analytics.load_curve SET energy_kwh = energy_kwh + 10 WHERE day = %s AND "
+            "(site_id, interval_start) = (SELECT site_id, min(interval_start) "
+            "FROM analytics.load_curve WHERE day = %s GROUP BY site_id ORDER BY site_id LIMIT 1)",
+            (outcome.days[-1], outcome.days[-1]),
         )
         broken = "\n".join(sweep.invariants(database_url, outcome))
         assert "energy is not meter stop - start" in broken
