@@ -15,7 +15,9 @@ Rules (the README quotes them):
 - energy_kwh: the load curve's 15-minute intervals summed into their UTC hour.
 - sessions_started: sessions whose start_ts is in the day, counted in the UTC hour containing
   their start (so labelled like the rest of the row).
-- `day` is the UTC partition day; the local weekday can differ from it near midnight.
+- `day` is the UTC partition day; the local weekday can differ from it near midnight. A row's
+  local date is the one of day - 1, day, day + 1 with its local weekday
+  (`chargeops.local_days.peak_local_day`), so readers can take whole local days of rows.
 - busiest: sites ranked by occupancy ratio = sum(occupied_hours) / sum(connector_hours) over all
   the days given, each with its busiest (weekday, hour) slot by the same ratio.
 """
