@@ -44,17 +44,22 @@ def database_url(server_url: str) -> Iterator[str]:
     drop_database(server_url, name)
 
 
+def empty_database(conn: psycopg.Connection) -> None:
+    """Empty the raw tables and every table in schema analytics."""
+    derived = [
+        f"analytics.{name}"
+        for (name,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'analytics'"
+        ).fetchall()
+    ]
+    conn.execute(f"TRUNCATE {', '.join([*RAW_TABLES, *derived])} CASCADE")
+
+
 @pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection]:
-    """A connection to an emptied database: raw tables and every table in schema analytics."""
+    """A connection to an emptied database (`empty_database`)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        derived = [
-            f"analytics.{name}"
-            for (name,) in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'analytics'"
-            ).fetchall()
-        ]
-        conn.execute(f"TRUNCATE {', '.join([*RAW_TABLES, *derived])} CASCADE")
+        empty_database(conn)
         yield conn
 
 

@@ -291,16 +291,10 @@ def world(database_url):
     from pipelines import assets
     from pipelines.emissions_asset import emissions
     from pipelines.resources import DatabaseResource
-    from tests.conftest import RAW_TABLES
+    from tests.conftest import empty_database
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        derived = [
-            f"analytics.{name}"
-            for (name,) in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'analytics'"
-            ).fetchall()
-        ]
-        conn.execute(f"TRUNCATE {', '.join([*RAW_TABLES, *derived])} CASCADE")
+        empty_database(conn)
         _raw(conn)
     chosen = [
         assets.connector_states, assets.sessions, assets.utilisation, assets.uptime,
