@@ -19,6 +19,19 @@ def partition_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCont
     return date.fromisoformat(key)
 
 
+def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
+    """The days a run covers: one for a partition launched on its own, a whole range for a run
+    of a backfill (`BackfillPolicy.multi_run`), in order."""
+    if context.has_partition_key_range:
+        return [date.fromisoformat(k) for k in context.partition_keys]
+    return [partition_day(context)]
+
+
+# a backfill of the daily assets runs up to a month of days per run: the per-run cost (Dagster's
+# step and event handling, resource set-up, the checks' validation) is paid once per range
+DAILY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+
+
 # calendar quarters (EV-ChART modules 2-4) and years (UK reliability), keyed by their first day
 # (`2026-07-01` is 2026Q3), from the quarter and the year that hold START; the current period
 # exists so it can be reported on while it runs
