@@ -16,10 +16,10 @@ from pipelines.analytics import sessions as sessions_logic
 from pipelines.analytics import states as states_logic
 from pipelines.analytics import uptime as uptime_logic
 from pipelines.analytics import utilisation as utilisation_logic
-from pipelines.partitions import daily, partition_day
+from pipelines.partitions import DAILY_BACKFILL, daily
 from pipelines.raw import REGISTER, read_window
 from pipelines.resources import DatabaseResource
-from pipelines.status import daily_run
+from pipelines.status import each_day
 from pipelines.store import replace_partition, with_day
 
 GROUP = "analytics"
@@ -29,6 +29,8 @@ GROUP = "analytics"
 daily_asset = functools.partial(
     dg.asset, partitions_def=daily, group_name=GROUP, kinds={"polars", "postgres"}
 )
+# those whose body runs `status.each_day`: a backfill runs a month of days per run
+ranged_asset = functools.partial(daily_asset, backfill_policy=DAILY_BACKFILL)
 
 
 def _preview(df: pl.DataFrame, n: int = 5) -> dg.MetadataValue:
@@ -57,44 +59,42 @@ def _drop_day(schema: dict) -> dict:
     return {k: v for k, v in schema.items() if k != "day"}
 
 
-@daily_asset(
+@ranged_asset(
     description="Per connector, the intervals of the day in each state (available, charging, "
     "suspended, occupied, faulted, unavailable, offline), from statuses and connection events.",
 )
 def connector_states(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         window = read_window(url, day, meter="day", transactions=True)
         states = states_logic.connector_states(window)
         written = replace_partition(url, day, {"connector_states": with_day(states, day)})
         by_state = states.group_by("state").agg(
             ((pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds().sum() / 3600).alias("hours")
         )
-        return dg.MaterializeResult(
-            metadata={
-                "rows": written["connector_states"],
-                "connectors": states.select(
-                    "charge_point_id", "evse_id", "connector_id"
-                ).n_unique(),
-                "hours_by_state": dg.MetadataValue.json(
-                    {s: round(h, 2) for s, h in by_state.iter_rows()}
-                ),
-                "raw_status_rows": window.status.height,
-            }
-        )
+        return {
+            "rows": written["connector_states"],
+            "connectors": states.select("charge_point_id", "evse_id", "connector_id").n_unique(),
+            "hours_by_state": dg.MetadataValue.json(
+                {s: round(h, 2) for s, h in by_state.iter_rows()}
+            ),
+            "raw_status_rows": window.status.height,
+        }
+
+    return each_day(context, url, compute)
 
 
-@daily_asset(
+@ranged_asset(
     description="One row per charging session that started in the day, reconstructed from "
     "transactions and meter values of both OCPP versions; a session without a stop ends at the "
     "best evidence (status, EV departed, next transaction, last sample); failed attempts, missing "
     "stops and meter resets flagged; values that cannot be physical go to analytics.quarantine.",
 )
 def sessions(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         window = read_window(url, day, meter="sessions", connections=False)
         built = sessions_logic.reconstruct(window)
         df = built.sessions
@@ -102,40 +102,40 @@ def sessions(context: dg.AssetExecutionContext, database: DatabaseResource):
             url, day, {"sessions": with_day(df, day), "quarantine": built.quarantine}
         )
         by_end = df.group_by("end_source").len().sort("end_source", nulls_last=True)
-        return dg.MaterializeResult(
-            metadata={
-                "sessions": written["sessions"],
-                "energy_kwh": round(float(df["energy_wh"].sum() or 0) / 1000, 3),
-                "missing_stops": int(df["missing_stop"].sum()),
-                "ends_by_evidence": dg.MetadataValue.json(
-                    {str(k or "open"): int(n) for k, n in by_end.iter_rows()}
-                ),
-                "failed_attempts": int(df["failed_attempt"].sum()),
-                "meter_resets": int(df["meter_reset"].sum()),
-                "energy_mismatches": int(df["energy_mismatch"].sum()),
-                "quarantined_values": written["quarantine"],
-                "quarantine": _preview(
-                    built.quarantine.select("charge_point_id", "transaction_id", "ts", "reason"),
-                    10,
-                ),
-                "preview": _preview(
-                    df.select(
-                        "session_id", "site_id", "start_ts", "end_ts", "energy_wh", "energy_source"
-                    )
-                ),
-            }
-        )
+        return {
+            "sessions": written["sessions"],
+            "energy_kwh": round(float(df["energy_wh"].sum() or 0) / 1000, 3),
+            "missing_stops": int(df["missing_stop"].sum()),
+            "ends_by_evidence": dg.MetadataValue.json(
+                {str(k or "open"): int(n) for k, n in by_end.iter_rows()}
+            ),
+            "failed_attempts": int(df["failed_attempt"].sum()),
+            "meter_resets": int(df["meter_reset"].sum()),
+            "energy_mismatches": int(df["energy_mismatch"].sum()),
+            "quarantined_values": written["quarantine"],
+            "quarantine": _preview(
+                built.quarantine.select("charge_point_id", "transaction_id", "ts", "reason"),
+                10,
+            ),
+            "preview": _preview(
+                df.select(
+                    "session_id", "site_id", "start_ts", "end_ts", "energy_wh", "energy_source"
+                )
+            ),
+        }
+
+    return each_day(context, url, compute)
 
 
-@daily_asset(
+@ranged_asset(
     deps=[connector_states],
     description="Per connector and hour: minutes available, charging, suspended, occupied, "
     "faulted, unavailable and offline, and utilisation ratios.",
 )
 def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         states = _read_day(url, "connector_states", frames.STATES, day)
         window = _reference_window(url, day)
         hourly = utilisation_logic.utilisation_hourly(states, window)
@@ -150,25 +150,25 @@ def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
                 "utilisation_site_day": with_day(site_day, day),
             },
         )
-        return dg.MaterializeResult(
-            metadata={
-                "rows": written["utilisation_hourly"],
-                "occupancy_ratio": round(float(hourly["occupancy_ratio"].mean() or 0), 4),
-                "charging_ratio": round(float(hourly["charging_ratio"].mean() or 0), 4),
-                "per_site": _preview(site_day, 20),
-            }
-        )
+        return {
+            "rows": written["utilisation_hourly"],
+            "occupancy_ratio": round(float(hourly["occupancy_ratio"].mean() or 0), 4),
+            "charging_ratio": round(float(hourly["charging_ratio"].mean() or 0), 4),
+            "per_site": _preview(site_day, 20),
+        }
+
+    return each_day(context, url, compute)
 
 
-@daily_asset(
+@ranged_asset(
     deps=[connector_states],
     description="Uptime per port under 23 CFR 680.116(b) with excluded outage minutes, the outage "
     "list, and the UK Public Charge Point Regulations 2023 reliability of rapid charge points.",
 )
 def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         states = _read_day(url, "connector_states", frames.STATES, day)
         window = _reference_window(url, day)
         outages = uptime_logic.outages(states, window)
@@ -184,26 +184,26 @@ def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
             },
         )
         below = daily_uptime.filter(pl.col("uptime_pct") < 97.0)
-        return dg.MaterializeResult(
-            metadata={
-                "ports": written["uptime_daily"],
-                "outages": written["outages"],
-                "mean_uptime_pct": round(float(daily_uptime["uptime_pct"].mean() or 100), 3),
-                "ports_below_97pct": below.height,
-                "rapid_charge_points": written["uk_reliability_daily"],
-                "outage_preview": _preview(outages.sort("duration_min", descending=True)),
-            }
-        )
+        return {
+            "ports": written["uptime_daily"],
+            "outages": written["outages"],
+            "mean_uptime_pct": round(float(daily_uptime["uptime_pct"].mean() or 100), 3),
+            "ports_below_97pct": below.height,
+            "rapid_charge_points": written["uk_reliability_daily"],
+            "outage_preview": _preview(outages.sort("duration_min", descending=True)),
+        }
+
+    return each_day(context, url, compute)
 
 
-@daily_asset(
+@ranged_asset(
     deps=[sessions],
     description="kWh per connector, site and day; 15-minute load curves per site; peak demand.",
 )
 def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         window = read_window(
             url, day, meter="day", statuses=False, connections=False, measurands=(REGISTER,)
         )
@@ -225,50 +225,50 @@ def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
                 "energy_site_day": with_day(per_site, day),
             },
         )
-        return dg.MaterializeResult(
-            metadata={
-                "energy_kwh": round(float(per_connector["energy_kwh"].sum() or 0), 3),
-                "peak_demand_kw": round(float(per_site["peak_demand_kw"].max() or 0), 2),
-                "sites": per_site.height,
-                "per_site": _preview(per_site, 20),
-            }
-        )
+        return {
+            "energy_kwh": round(float(per_connector["energy_kwh"].sum() or 0), 3),
+            "peak_demand_kw": round(float(per_site["peak_demand_kw"].max() or 0), 2),
+            "sites": per_site.height,
+            "per_site": _preview(per_site, 20),
+        }
+
+    return each_day(context, url, compute)
 
 
-@daily_asset(
+@ranged_asset(
     deps=[utilisation, energy, sessions],
     description="Hour-of-day by weekday occupancy, energy and session starts per site (local "
     "time); the view analytics.peak_usage_profile aggregates any number of days.",
 )
 def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         hourly = _read_day(url, "utilisation_hourly", frames.UTILISATION, day)
         curve = _read_day(url, "load_curve", frames.LOAD_CURVE, day)
         day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
         window = _reference_window(url, day)
         peak = peak_logic.peak_usage(hourly, curve, day_sessions, window)
         written = replace_partition(url, day, {"peak_usage": with_day(peak, day)})
-        return dg.MaterializeResult(
-            metadata={
-                "rows": written["peak_usage"],
-                "sessions": int(day_sessions.height),
-                "busiest": _preview(peak_logic.busiest(peak, 5)),
-            }
-        )
+        return {
+            "rows": written["peak_usage"],
+            "sessions": int(day_sessions.height),
+            "busiest": _preview(peak_logic.busiest(peak, 5)),
+        }
+
+    return each_day(context, url, compute)
 
 
-@daily_asset(
+@ranged_asset(
     deps=[sessions],
     description="What each session that started in the day owes under the tariff in force at its "
     "start, in the currency's minor units, with the breakdown (energy, time, idle, fee, tax); an "
     "imported session without a tariff at the fee its export gives (tariff_id 'imported').",
 )
 def expected_revenue(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         day_sessions = _read_day(url, "sessions", frames.SESSIONS, day)
         # numeric prices come through ADBC as an extension type: read them as double precision
         cols = ", ".join(
@@ -285,19 +285,17 @@ def expected_revenue(context: dg.AssetExecutionContext, database: DatabaseResour
         owed = revenue_logic.expected_revenue(day_sessions, tariffs, fees)
         written = replace_partition(url, day, {"expected_revenue": with_day(owed, day)})
         totals = owed.group_by("currency").agg(pl.col("gross_amount").sum()).sort("currency")
-        return dg.MaterializeResult(
-            metadata={
-                "sessions_priced": written["expected_revenue"],
-                "sessions_without_tariff_or_open": day_sessions.height - owed.height,
-                "sessions_at_imported_fee": int(
-                    (owed["tariff_id"] == revenue_logic.IMPORTED_TARIFF).sum()
-                ),
-                "gross_minor_units_by_currency": dg.MetadataValue.json(dict(totals.iter_rows())),
-                "preview": _preview(
-                    owed.select("session_id", "tariff_id", "currency", "gross_amount")
-                ),
-            }
-        )
+        return {
+            "sessions_priced": written["expected_revenue"],
+            "sessions_without_tariff_or_open": day_sessions.height - owed.height,
+            "sessions_at_imported_fee": int(
+                (owed["tariff_id"] == revenue_logic.IMPORTED_TARIFF).sum()
+            ),
+            "gross_minor_units_by_currency": dg.MetadataValue.json(dict(totals.iter_rows())),
+            "preview": _preview(owed.select("session_id", "tariff_id", "currency", "gross_amount")),
+        }
+
+    return each_day(context, url, compute)
 
 
 ASSETS = [connector_states, sessions, utilisation, uptime, energy, peak_usage, expected_revenue]

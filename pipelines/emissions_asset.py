@@ -10,12 +10,11 @@ import polars as pl
 
 from chargeops.frames import read_table
 from pipelines.analytics import frames
-from pipelines.assets import _drop_day, _preview, _read_day, daily_asset
+from pipelines.assets import _drop_day, _preview, _read_day, ranged_asset
 from pipelines.checks import _asset_check
-from pipelines.partitions import partition_day
 from pipelines.quality import validate
 from pipelines.resources import DatabaseResource
-from pipelines.status import daily_run
+from pipelines.status import each_day
 from pipelines.store import replace_partition
 from reports import emissions as logic
 
@@ -38,16 +37,16 @@ def compute_day(url: str, day: date, factors: logic.Factors | None = None):
     return per_session, per_site
 
 
-@daily_asset(
+@ranged_asset(
     deps=["sessions", "energy"],
     description="Per session and per site and day: grid emissions of the energy delivered (grid "
     "region's hourly or annual factor), tailpipe CO2 displaced (EV efficiency and a combustion "
     "baseline) and the net saving, in grams. Factor tables: reports/emissions_factors/.",
 )
 def emissions(context: dg.AssetExecutionContext, database: DatabaseResource):
-    day = partition_day(context)
     url = database.resolved_url()
-    with daily_run(context, url, day):
+
+    def compute(day: date) -> dict:
         per_session, per_site = compute_day(url, day)
         written = replace_partition(
             url, day, {"emissions_session_day": per_session, "emissions_site_day": per_site}
@@ -59,29 +58,29 @@ def emissions(context: dg.AssetExecutionContext, database: DatabaseResource):
         def kg(col: str) -> float:
             return round(float(per_site[col].sum() or 0) / 1000, 3)
 
-        return dg.MaterializeResult(
-            metadata={
-                "sessions": written["emissions_session_day"],
-                "sites": written["emissions_site_day"],
-                "energy_kwh": round(float(per_site["energy_kwh"].sum() or 0), 3),
-                "grid_kg": kg("grid_g"),
-                "tailpipe_kg": kg("tailpipe_g"),
-                "kg_saved": kg("net_saving_g"),
-                "regions_without_factor": dg.MetadataValue.json(missing),
-                "per_site": _preview(
-                    per_site.select(
-                        "site_id",
-                        "grid_region",
-                        "factor_basis",
-                        "energy_kwh",
-                        "grid_g",
-                        "tailpipe_g",
-                        "net_saving_g",
-                    ),  # fmt: skip
-                    20,
-                ),
-            }
-        )
+        return {
+            "sessions": written["emissions_session_day"],
+            "sites": written["emissions_site_day"],
+            "energy_kwh": round(float(per_site["energy_kwh"].sum() or 0), 3),
+            "grid_kg": kg("grid_g"),
+            "tailpipe_kg": kg("tailpipe_g"),
+            "kg_saved": kg("net_saving_g"),
+            "regions_without_factor": dg.MetadataValue.json(missing),
+            "per_site": _preview(
+                per_site.select(
+                    "site_id",
+                    "grid_region",
+                    "factor_basis",
+                    "energy_kwh",
+                    "grid_g",
+                    "tailpipe_g",
+                    "net_saving_g",
+                ),  # fmt: skip
+                20,
+            ),
+        }
+
+    return each_day(context, url, compute)
 
 
 def check_emissions_add_up(url: str, day: date) -> dg.AssetCheckResult:

@@ -14,9 +14,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chargeops.periods import quarter_start
 from chargeops.settings import Settings
+from pipelines.partitions import DAILY_BACKFILL
 from pipelines.resources import DatabaseResource, ModelStoreResource, ReportsResource
 
 Run = tuple[str, str | None]  # (label, partition key or None)
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def day_ranges(days: list[date], most: int) -> list[list[date]]:
+    """`days` in runs of consecutive days, at most `most` each."""
+    chunks: list[list[date]] = []
+    for day in sorted(set(days)):
+        if chunks and len(chunks[-1]) < most and (day - chunks[-1][-1]).days == 1:
+            chunks[-1].append(day)
+        else:
+            chunks.append([day])
+    return chunks
 
 
 def dagster_home(data_dir: Path) -> Path:
@@ -78,6 +91,12 @@ class DagsterRunner:
         """Execute the code location's `job` once per (label, partition key), in turn, recording
         what failed. Runs carry the job's name, so each one in the UI traces back to the job
         that made it."""
+        self._runs(what, job, [(label, key, None) for label, key in runs], resources)
+
+    def _runs(self, what: str, job: str, runs: list[tuple], resources: dict) -> None:
+        """(label, partition key, range) runs: a range (first key, last key) is one run of a
+        backfill's kind; one that fails is run again day by day, so what failed is the day
+        that failed and every other day is done."""
         from pipelines.definitions import defs
 
         job_def = defs.resolve_job_def(job)
@@ -86,40 +105,71 @@ class DagsterRunner:
             TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
             TimeElapsedColumn(), console=self.console,
         ) as progress:  # fmt: skip
-            task = progress.add_task(what, total=len(runs), label="")
-            for label, key in runs:
+            total = sum(len(keys) if keys else 1 for _, _, keys in runs)
+            task = progress.add_task(what, total=total, label="")
+            for label, key, keys in runs:
                 progress.update(task, label=label)
-                result = job_def.execute_in_process(
-                    partition_key=key,
-                    resources=self.resources(**resources),
-                    instance=instance,
-                    raise_on_error=False,
-                    run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-                    tags={"chargeops/stage": what},
-                )
-                self.runs += 1
-                for evaluation in result.get_asset_check_evaluations():
-                    if evaluation.passed:
-                        continue
-                    if evaluation.severity == dg.AssetCheckSeverity.WARN:
-                        self.warnings.append(f"{evaluation.check_name} ({label})")
-                        self.console.print(f"[yellow]warning: {evaluation.check_name} ({label})")
-                        continue
-                    self.failed.append(f"{evaluation.check_name} ({label})")
-                    self.console.print(f"[red]check {evaluation.check_name} failed for {label}")
-                if not result.success:
-                    self.failed.append(f"{job} run ({label})")
-                    for event in result.get_step_failure_events():
-                        error = event.event_specific_data.error
-                        while error is not None and error.cause is not None:
-                            error = error.cause  # the user code's own exception
-                        message = error.message.strip().splitlines()[-1] if error else "failed"
-                        self.console.print(f"[red]{event.step_key} ({label}): {message[:300]}")
-                progress.advance(task)
+                result = self._execute(job_def, instance, what, resources, key, keys)
+                if keys and not result.success:
+                    for day in keys:  # again one run per day: the failures are the days'
+                        progress.update(task, label=day)
+                        self._record(
+                            self._execute(job_def, instance, what, resources, day), job, day
+                        )
+                        progress.advance(task)
+                    continue
+                self._record(result, job, label)
+                progress.advance(task, len(keys) if keys else 1)
+
+    def _execute(self, job_def, instance, what: str, resources: dict, key=None, keys=None):
+        """One run of `job_def`: of partition `key`, or of the range of partition `keys`."""
+        tags = {"chargeops/stage": what}
+        if keys:
+            tags[RANGE_START], tags[RANGE_END] = keys[0], keys[-1]
+        self.runs += 1
+        return job_def.execute_in_process(
+            partition_key=key,
+            resources=self.resources(**resources),
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            tags=tags,
+        )
+
+    def _record(self, result, job: str, label: str) -> None:
+        """Count a run's failed checks (per partition, in a range run) and failed steps."""
+        for evaluation in result.get_asset_check_evaluations():
+            if evaluation.passed:
+                continue
+            where = evaluation.partition or label
+            name = f"{evaluation.check_name} ({where})"
+            if evaluation.severity == dg.AssetCheckSeverity.WARN:
+                self.warnings.append(name)
+                self.console.print(f"[yellow]warning: {name}")
+                continue
+            self.failed.append(name)
+            self.console.print(f"[red]check {evaluation.check_name} failed for {where}")
+        if not result.success:
+            self.failed.append(f"{job} run ({label})")
+            for event in result.get_step_failure_events():
+                error = event.event_specific_data.error
+                while error is not None and error.cause is not None:
+                    error = error.cause  # the user code's own exception
+                message = error.message.strip().splitlines()[-1] if error else "failed"
+                self.console.print(f"[red]{event.step_key} ({label}): {message[:300]}")
 
     def analytics(self, days: list[date]) -> None:
-        """The `analytics_daily` job (every daily analytics asset with its checks), per day."""
-        self.run("analytics", "analytics_daily", [(str(d), d.isoformat()) for d in days])
+        """The `analytics_daily` job (every daily analytics asset with its checks) over `days`:
+        one day is one run; more are runs of up to a month of consecutive days each, as a
+        Dagster backfill runs them (`pipelines.partitions.DAILY_BACKFILL`)."""
+        if len(days) == 1:
+            self.run("analytics", "analytics_daily", [(str(days[0]), days[0].isoformat())])
+            return
+        runs = [
+            (f"{chunk[0]}..{chunk[-1]}", None, [d.isoformat() for d in chunk])
+            for chunk in day_ranges(days, DAILY_BACKFILL.max_partitions_per_run or len(days))
+        ]
+        self._runs("analytics", "analytics_daily", runs, {})
 
     def reports(self, days: list[date]) -> dict:
         """EV-ChART files and the compliance report for each quarter the days touch, the UK

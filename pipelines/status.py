@@ -9,13 +9,14 @@ carries the same rule across runs (the demo's stages, a UI launch of one asset, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 
 import dagster as dg
 import psycopg
 
 from chargeops.completeness import DAILY_ASSETS
+from pipelines.partitions import partition_days
 
 UPSERT = """INSERT INTO analytics.partition_status (asset, day, status, detail, run_id)
             VALUES (%s, %s, %s, %s, %s)
@@ -91,3 +92,72 @@ def daily_run(context: dg.AssetExecutionContext, url: str, day: date) -> Iterato
         record(url, asset, day, "failed", f"{type(e).__name__}: {e}", run_id)
         raise
     record(url, asset, day, "ok", "", run_id)
+
+
+def each_day(
+    context: dg.AssetExecutionContext, url: str, compute: Callable[[date], dict]
+) -> dg.MaterializeResult:
+    """A daily asset's body over the days of its run: `compute(day)` returns the day's metadata.
+
+    One partition: its metadata, as Dagster shows it for that partition. A backfill's range
+    (`BackfillPolicy.multi_run`): every day computed in turn, each recorded ok or failed on its
+    own (`daily_run`), each day's figures kept as an observation of its partition (Dagster gives
+    a range run one materialization for all its days); a day that fails does not stop the
+    others, and the run fails at the end naming the days, so that day is re-run on its own
+    (`chargeops backfill` does) and shows failed alone."""
+    days = partition_days(context)
+    if len(days) == 1:
+        with daily_run(context, url, days[0]):
+            return dg.MaterializeResult(metadata=compute(days[0]))
+    figures: dict[date, dict] = {}
+    failed: dict[date, str] = {}
+    for day in days:
+        try:
+            with daily_run(context, url, day):
+                figures[day] = compute(day)
+        except Exception as e:  # recorded for the day by daily_run; the other days go on
+            failed[day] = e.description if isinstance(e, dg.Failure) else f"{type(e).__name__}: {e}"
+    for day, metadata in figures.items():
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key, partition=day.isoformat(), metadata=metadata
+            )
+        )
+    asset = context.asset_key.to_user_string()
+    if failed:
+        raise dg.Failure(
+            description=f"{asset}: {len(failed)} of {len(days)} days failed: "
+            + "; ".join(f"{d}: {why}" for d, why in sorted(failed.items()))[:2000],
+            metadata={
+                "failed_days": dg.MetadataValue.json(sorted(d.isoformat() for d in failed)),
+                "days_ok": len(figures),
+            },
+            allow_retries=False,
+        )
+    return dg.MaterializeResult(metadata=range_summary(days, figures))
+
+
+def range_summary(days: list[date], figures: dict[date, dict]) -> dict:
+    """The metadata of a range run: its days, and each numeric figure per day in a table (the
+    per-day values are the partitions' observations)."""
+    numeric = sorted(
+        {k for m in figures.values() for k, v in m.items() if isinstance(v, int | float)}
+        - {"dagster/row_count"}
+    )
+    columns = [dg.TableColumn("day", "string"), *(dg.TableColumn(k, "float") for k in numeric)]
+    records = [
+        dg.TableRecord(
+            {"day": d.isoformat(), **{k: figures[d].get(k) for k in numeric if k in figures[d]}}
+        )
+        for d in days
+        if d in figures
+    ]
+    return {
+        "days": len(days),
+        "first_day": days[0].isoformat(),
+        "last_day": days[-1].isoformat(),
+        "rows_in_range": sum(
+            int(m.get("dagster/row_count", m.get("rows", 0)) or 0) for m in figures.values()
+        ),
+        "by_day": dg.MetadataValue.table(records, schema=dg.TableSchema(columns)),
+    }
