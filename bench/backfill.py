@@ -1,10 +1,11 @@
 """Backfill of imported history: the real ACN-Data JPL file imported into a scratch database,
-then `analytics_daily` for N of its days in process (as `chargeops backfill` runs it), twice in
-one run: each ADBC read opening its own connection (as before) and reusing the process's idle
-ones (`chargeops.frames.connect`). Prints CPU and wall seconds per day, connections opened per
-day, and the ratios. Asserts nothing.
+then `analytics_daily` in process, twice over N days in one run: one run per day (as before) and
+runs of a month of days each (`BackfillPolicy.multi_run`, as `chargeops backfill` and a Dagster
+backfill now run it); then every day of the file (137) the new way. Prints CPU and wall seconds
+per day, the ratios, and the time a year of daily partitions (321, the issue's workplace site)
+takes at the measured rate. Asserts nothing.
 
-    .venv/bin/python bench/backfill.py [--days 6]
+    .venv/bin/python bench/backfill.py [--days 10] [--no-all]
 
 Uses DATABASE_URL's server (scratch database `chargeops_bench_backfill`) or the embedded default.
 """
@@ -25,32 +26,24 @@ ACN = ROOT.parent / "shared" / "data" / "acn-jpl-2021" / "acndata_sessions.json"
 FIRST = date(2021, 6, 1)  # inside the file's span (2021-05-01 .. 2021-09-14)
 
 
-class _NoReuse(dict):
-    """An idle pool that keeps nothing: every `connect` opens a connection (the old way)."""
-
-    def setdefault(self, key, default=None):
-        return []
+YEAR = 321  # daily partitions of the workplace site's year (issue 17)
+LAST = date(2021, 9, 14)
 
 
-def _days(runner, days: list[date]) -> tuple[float, float, int]:
-    from chargeops import frames
-
-    opened = frames.OPENED["connections"]
+def _timed(run, days: list[date]) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
-    runner.analytics(days)
-    return (
-        (time.process_time() - cpu) / len(days),
-        (time.perf_counter() - wall) / len(days),
-        (frames.OPENED["connections"] - opened) // len(days),
-    )
+    run(days)
+    return (time.process_time() - cpu) / len(days), (time.perf_counter() - wall) / len(days)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=6, help="days per pass (default 6)")
+    parser.add_argument("--days", type=int, default=10, help="days per pass (default 10)")
+    parser.add_argument(
+        "--no-all", dest="all", action="store_false", help="skip the whole file's 137 days"
+    )
     args = parser.parse_args()
     os.environ["CHARGEOPS_PARTITIONS_START"] = "2021-05-01"
-    from chargeops import frames
     from chargeops.cli import main as cli
     from chargeops.db import create_database, drop_database, resolve_database_url, upgrade
     from chargeops.settings import Settings
@@ -70,22 +63,30 @@ def main() -> int:
         runner = DagsterRunner(url, Settings(database_url=url, data_dir=data), ephemeral=True)
         runner.analytics([FIRST - timedelta(days=1)])  # warm: imports, first connections
         days = [FIRST + timedelta(days=i) for i in range(2 * args.days)]
-        pooled = frames._idle
-        frames._idle = _NoReuse()
-        before = _days(runner, days[: args.days])
-        frames._idle = pooled
-        after = _days(runner, days[args.days :])
-        for label, (cpu, wall, opened) in (("one per read", before), ("reused", after)):
-            print(
-                f"{label:>13}: {cpu:.2f} CPU s/day, {wall:.2f} wall s/day, "
-                f"{opened} connections opened/day"
-            )
+
+        def one_per_day(ds: list[date]) -> None:
+            runner.run("analytics", "analytics_daily", [(str(d), d.isoformat()) for d in ds])
+
+        before = _timed(one_per_day, days[: args.days])
+        after = _timed(runner.analytics, days[args.days :])
+        for label, (cpu, wall) in (("a run per day", before), ("a run per range", after)):
+            print(f"{label:>15}: {cpu:.3f} CPU s/day, {wall:.3f} wall s/day")
         print(
-            f"ratio (one per read / reused): CPU {before[0] / after[0]:.2f}x, "
-            f"wall {before[1] / after[1]:.2f}x; at the reused rate a year (365 days) takes "
-            f"{365 * after[1] / 60:.1f} min, the 2-minute goal needs {120 / 365:.2f} s/day"
+            f"ratio (per day / per range): CPU {before[0] / after[0]:.2f}x, "
+            f"wall {before[1] / after[1]:.2f}x"
         )
-        print(f"failed runs or checks: {runner.failures}")
+        if args.all:
+            every = [
+                date(2021, 5, 1) + timedelta(days=i)
+                for i in range((LAST - date(2021, 5, 1)).days + 1)
+            ]
+            cpu, wall = _timed(runner.analytics, every)
+            print(
+                f"all {len(every)} days of the file in runs of a month: {wall * len(every):.1f} s "
+                f"wall ({wall:.3f} s/day, {cpu:.3f} CPU s/day); a year of {YEAR} daily partitions "
+                f"at this rate: {YEAR * wall / 60:.2f} min (goal 2 min: {120 / YEAR:.3f} s/day)"
+            )
+        print(f"runs: {runner.runs}; failed runs or checks: {runner.failures}")
     finally:
         drop_database(server, name)
     return 0

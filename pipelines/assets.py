@@ -16,6 +16,7 @@ from pipelines.analytics import sessions as sessions_logic
 from pipelines.analytics import states as states_logic
 from pipelines.analytics import uptime as uptime_logic
 from pipelines.analytics import utilisation as utilisation_logic
+from pipelines.metadata import number, numbers, preview, table_metadata
 from pipelines.partitions import DAILY_BACKFILL, daily
 from pipelines.raw import REGISTER, read_window
 from pipelines.resources import DatabaseResource
@@ -25,24 +26,13 @@ from pipelines.store import replace_partition, with_day
 GROUP = "analytics"
 
 
-# every analytics asset: one UTC day per partition, computed with polars, stored in PostgreSQL
+# every analytics asset: one UTC day per partition, computed with polars, stored in PostgreSQL;
+# `code_version` is bumped with an asset's logic, so the UI shows which days are stale
 daily_asset = functools.partial(
-    dg.asset, partitions_def=daily, group_name=GROUP, kinds={"polars", "postgres"}
+    dg.asset, partitions_def=daily, group_name=GROUP, kinds={"polars", "postgres"}, code_version="1"
 )
 # those whose body runs `status.each_day`: a backfill runs a month of days per run
 ranged_asset = functools.partial(daily_asset, backfill_policy=DAILY_BACKFILL)
-
-
-def _preview(df: pl.DataFrame, n: int = 5) -> dg.MetadataValue:
-    if df.is_empty():
-        return dg.MetadataValue.md("_no rows_")
-    head = df.head(n).with_columns(pl.col(pl.Float64).round(2))
-    cols = head.columns
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += [
-        "| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in head.rows()
-    ]
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 def _read_day(url: str, table: str, schema: dict, day: date) -> pl.DataFrame:
@@ -74,11 +64,10 @@ def connector_states(context: dg.AssetExecutionContext, database: DatabaseResour
             ((pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds().sum() / 3600).alias("hours")
         )
         return {
+            **table_metadata(states),
             "rows": written["connector_states"],
             "connectors": states.select("charge_point_id", "evse_id", "connector_id").n_unique(),
-            "hours_by_state": dg.MetadataValue.json(
-                {s: round(h, 2) for s, h in by_state.iter_rows()}
-            ),
+            **numbers(dict(by_state.iter_rows()), "hours_"),
             "raw_status_rows": window.status.height,
         }
 
@@ -103,24 +92,27 @@ def sessions(context: dg.AssetExecutionContext, database: DatabaseResource):
         )
         by_end = df.group_by("end_source").len().sort("end_source", nulls_last=True)
         return {
-            "sessions": written["sessions"],
-            "energy_kwh": round(float(df["energy_wh"].sum() or 0) / 1000, 3),
-            "missing_stops": int(df["missing_stop"].sum()),
-            "ends_by_evidence": dg.MetadataValue.json(
-                {str(k or "open"): int(n) for k, n in by_end.iter_rows()}
+            **table_metadata(
+                df,
+                preview=[
+                    "session_id",
+                    "site_id",
+                    "start_ts",
+                    "end_ts",
+                    "energy_wh",
+                    "energy_source",
+                ],
             ),
+            "sessions": written["sessions"],
+            "energy_kwh": number(float(df["energy_wh"].sum() or 0) / 1000, 3),
+            "missing_stops": int(df["missing_stop"].sum()),
+            **numbers({str(k or "open"): int(n) for k, n in by_end.iter_rows()}, "ends_by_"),
             "failed_attempts": int(df["failed_attempt"].sum()),
             "meter_resets": int(df["meter_reset"].sum()),
             "energy_mismatches": int(df["energy_mismatch"].sum()),
             "quarantined_values": written["quarantine"],
-            "quarantine": _preview(
-                built.quarantine.select("charge_point_id", "transaction_id", "ts", "reason"),
-                10,
-            ),
-            "preview": _preview(
-                df.select(
-                    "session_id", "site_id", "start_ts", "end_ts", "energy_wh", "energy_source"
-                )
+            "quarantine": preview(
+                built.quarantine, 10, ["charge_point_id", "transaction_id", "ts", "reason"]
             ),
         }
 
@@ -151,10 +143,11 @@ def utilisation(context: dg.AssetExecutionContext, database: DatabaseResource):
             },
         )
         return {
+            **table_metadata(hourly),
             "rows": written["utilisation_hourly"],
-            "occupancy_ratio": round(float(hourly["occupancy_ratio"].mean() or 0), 4),
-            "charging_ratio": round(float(hourly["charging_ratio"].mean() or 0), 4),
-            "per_site": _preview(site_day, 20),
+            "occupancy_ratio": number(hourly["occupancy_ratio"].mean() or 0, 4),
+            "charging_ratio": number(hourly["charging_ratio"].mean() or 0, 4),
+            "per_site": preview(site_day, 20),
         }
 
     return each_day(context, url, compute)
@@ -185,12 +178,13 @@ def uptime(context: dg.AssetExecutionContext, database: DatabaseResource):
         )
         below = daily_uptime.filter(pl.col("uptime_pct") < 97.0)
         return {
+            **table_metadata(daily_uptime),
             "ports": written["uptime_daily"],
             "outages": written["outages"],
-            "mean_uptime_pct": round(float(daily_uptime["uptime_pct"].mean() or 100), 3),
+            "mean_uptime_pct": number(daily_uptime["uptime_pct"].mean() or 100, 3),
             "ports_below_97pct": below.height,
             "rapid_charge_points": written["uk_reliability_daily"],
-            "outage_preview": _preview(outages.sort("duration_min", descending=True)),
+            "outage_preview": preview(outages.sort("duration_min", descending=True)),
         }
 
     return each_day(context, url, compute)
@@ -226,10 +220,11 @@ def energy(context: dg.AssetExecutionContext, database: DatabaseResource):
             },
         )
         return {
-            "energy_kwh": round(float(per_connector["energy_kwh"].sum() or 0), 3),
-            "peak_demand_kw": round(float(per_site["peak_demand_kw"].max() or 0), 2),
+            **table_metadata(per_connector),
+            "energy_kwh": number(per_connector["energy_kwh"].sum() or 0, 3),
+            "peak_demand_kw": number(per_site["peak_demand_kw"].max() or 0),
             "sites": per_site.height,
-            "per_site": _preview(per_site, 20),
+            "per_site": preview(per_site, 20),
         }
 
     return each_day(context, url, compute)
@@ -251,9 +246,10 @@ def peak_usage(context: dg.AssetExecutionContext, database: DatabaseResource):
         peak = peak_logic.peak_usage(hourly, curve, day_sessions, window)
         written = replace_partition(url, day, {"peak_usage": with_day(peak, day)})
         return {
+            **table_metadata(peak),
             "rows": written["peak_usage"],
             "sessions": int(day_sessions.height),
-            "busiest": _preview(peak_logic.busiest(peak, 5)),
+            "busiest": preview(peak_logic.busiest(peak, 5)),
         }
 
     return each_day(context, url, compute)
@@ -286,13 +282,13 @@ def expected_revenue(context: dg.AssetExecutionContext, database: DatabaseResour
         written = replace_partition(url, day, {"expected_revenue": with_day(owed, day)})
         totals = owed.group_by("currency").agg(pl.col("gross_amount").sum()).sort("currency")
         return {
+            **table_metadata(owed, preview=["session_id", "tariff_id", "currency", "gross_amount"]),
             "sessions_priced": written["expected_revenue"],
             "sessions_without_tariff_or_open": day_sessions.height - owed.height,
             "sessions_at_imported_fee": int(
                 (owed["tariff_id"] == revenue_logic.IMPORTED_TARIFF).sum()
             ),
-            "gross_minor_units_by_currency": dg.MetadataValue.json(dict(totals.iter_rows())),
-            "preview": _preview(owed.select("session_id", "tariff_id", "currency", "gross_amount")),
+            **numbers(dict(totals.iter_rows()), "gross_minor_units_"),
         }
 
     return each_day(context, url, compute)

@@ -10,8 +10,9 @@ import polars as pl
 
 from chargeops.frames import read_table
 from pipelines.analytics import frames
-from pipelines.assets import _drop_day, _preview, _read_day, ranged_asset
+from pipelines.assets import _drop_day, _read_day, ranged_asset
 from pipelines.checks import _asset_check
+from pipelines.metadata import number, preview, table_metadata
 from pipelines.quality import validate
 from pipelines.resources import DatabaseResource
 from pipelines.status import each_day
@@ -59,15 +60,18 @@ def emissions(context: dg.AssetExecutionContext, database: DatabaseResource):
             return round(float(per_site[col].sum() or 0) / 1000, 3)
 
         return {
+            **table_metadata(per_session),
             "sessions": written["emissions_session_day"],
             "sites": written["emissions_site_day"],
-            "energy_kwh": round(float(per_site["energy_kwh"].sum() or 0), 3),
+            "energy_kwh": number(per_site["energy_kwh"].sum() or 0, 3),
             "grid_kg": kg("grid_g"),
             "tailpipe_kg": kg("tailpipe_g"),
             "kg_saved": kg("net_saving_g"),
-            "regions_without_factor": dg.MetadataValue.json(missing),
-            "per_site": _preview(
-                per_site.select(
+            "regions_without_factor": len(missing),
+            "per_site": preview(
+                per_site,
+                20,
+                [
                     "site_id",
                     "grid_region",
                     "factor_basis",
@@ -75,9 +79,8 @@ def emissions(context: dg.AssetExecutionContext, database: DatabaseResource):
                     "grid_g",
                     "tailpipe_g",
                     "net_saving_g",
-                ),  # fmt: skip
-                20,
-            ),
+                ],
+            ),  # fmt: skip
         }
 
     return each_day(context, url, compute)

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from datetime import date
 
 import dagster as dg
-import psycopg
 
 from chargeops.completeness import DAILY_ASSETS
+from chargeops.db import pooled
+from pipelines.metadata import ROW_COUNT
 from pipelines.partitions import partition_days
 
 UPSERT = """INSERT INTO analytics.partition_status (asset, day, status, detail, run_id)
@@ -25,13 +26,13 @@ UPSERT = """INSERT INTO analytics.partition_status (asset, day, status, detail, 
 
 
 def record(url: str, asset: str, day: date, status: str, detail: str = "", run_id=None) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with pooled(url) as conn:
         conn.execute(UPSERT, (asset, day, status, detail[:500], run_id))
 
 
 def clear_check_failure(url: str, asset: str, day: date, check: str) -> None:
     """A blocking check that passes again lifts the failure it recorded (and only that one)."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with pooled(url) as conn:
         conn.execute(
             """UPDATE analytics.partition_status SET status = 'ok', detail = '', updated_at = now()
                WHERE asset = %s AND day = %s AND status = 'failed' AND detail = %s""",
@@ -54,7 +55,7 @@ def not_ok(url: str, assets: list[str], day: date) -> list[str]:
     """`assets` whose `day` is not recorded ok, each with why."""
     if not assets:
         return []
-    with psycopg.connect(url) as conn:
+    with pooled(url) as conn:
         rows = dict(
             conn.execute(
                 """SELECT asset, CASE WHEN status = 'ok' THEN ''
@@ -140,24 +141,30 @@ def each_day(
 def range_summary(days: list[date], figures: dict[date, dict]) -> dict:
     """The metadata of a range run: its days, and each numeric figure per day in a table (the
     per-day values are the partitions' observations)."""
+    values = {d: {k: _plain(v) for k, v in m.items()} for d, m in figures.items()}
     numeric = sorted(
-        {k for m in figures.values() for k, v in m.items() if isinstance(v, int | float)}
-        - {"dagster/row_count"}
+        {k for m in values.values() for k, v in m.items() if _is_number(v)} - {ROW_COUNT}
     )
     columns = [dg.TableColumn("day", "string"), *(dg.TableColumn(k, "float") for k in numeric)]
     records = [
         dg.TableRecord(
-            {"day": d.isoformat(), **{k: figures[d].get(k) for k in numeric if k in figures[d]}}
+            {"day": d.isoformat(), **{k: values[d][k] for k in numeric if k in values[d]}}
         )
         for d in days
-        if d in figures
+        if d in values
     ]
     return {
         "days": len(days),
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),
-        "rows_in_range": sum(
-            int(m.get("dagster/row_count", m.get("rows", 0)) or 0) for m in figures.values()
-        ),
+        "rows_in_range": sum(int(m.get(ROW_COUNT) or 0) for m in values.values()),
         "by_day": dg.MetadataValue.table(records, schema=dg.TableSchema(columns)),
     }
+
+
+def _plain(value):
+    return value.value if isinstance(value, dg.IntMetadataValue | dg.FloatMetadataValue) else value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
-import psycopg
+
+from chargeops.db import pooled
 
 
 def replace_partition(url: str, day: date, frames: dict[str, pl.DataFrame]) -> dict[str, int]:
     """Replace `day` in each `analytics.<table>` with its frame; return rows written per table."""
     written: dict[str, int] = {}
-    with psycopg.connect(url) as conn, conn.transaction():
+    with pooled(url) as conn:
         for table, df in frames.items():
             conn.execute(f"DELETE FROM analytics.{table} WHERE day = %s", (day,))
             if df.height:
