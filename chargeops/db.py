@@ -83,8 +83,9 @@ _pools_lock = threading.Lock()
 @contextmanager
 def pooled(url: str) -> Iterator[psycopg.Connection]:
     """A connection from this process's pool for `url`, for the many short statements of the
-    analytics (a day's status rows, a partition replaced): opening one costs about 10 ms, and a
-    backfilled day asked for some 30 (bench/backfill.py). Committed when the block ends, rolled
+    analytics' derived rows (a day's status rows, a partition replaced): opening one costs about
+    10 ms, and a backfilled day asked for some 30 (bench/backfill.py). Not for raw data: its
+    commits do not wait for the disk. Committed when the block ends, rolled
     back on an error; the pool checks a connection before handing it out (the server may have
     restarted). Keyed by process id too: a forked child never uses its parent's sockets."""
     key = (os.getpid(), url)
@@ -97,7 +98,9 @@ def pooled(url: str) -> Iterator[psycopg.Connection]:
                 max_size=4,
                 open=True,
                 check=ConnectionPool.check_connection,
-                kwargs={"connect_timeout": 10},
+                # derived rows only: a commit waits for no fsync; WAL order still makes a
+                # day's "ok" durable only after the rows it vouches for
+                kwargs={"connect_timeout": 10, "options": "-c synchronous_commit=off"},
                 num_workers=1,
                 name=f"chargeops-{len(_pools)}",
             )

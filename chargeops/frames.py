@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -36,8 +37,9 @@ def read_frame(conn, sql: str, schema: dict) -> pl.DataFrame:
     return df.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
-# idle ADBC connections of this process, per URL (`connect`)
-_idle: dict[tuple[int, str], list] = {}
+# idle ADBC connections of this process, per URL, with when each went idle (`connect`)
+_idle: dict[tuple[int, str], list[tuple[object, float]]] = {}
+FRESH_S = 5.0  # idle for less: reused without the `SELECT 1` check (a backfill reads every ms)
 _idle_lock = threading.Lock()
 OPENED = {"connections": 0}  # how many `connect` had to open (bench/backfill.py prints it)
 
@@ -49,17 +51,18 @@ def connect(url: str) -> Iterator:
     Opening one costs about 50 ms (the driver loads the type catalogue), and a day of analytics
     asked for about 33: half of a backfilled day's time (bench/backfill.py). A connection goes
     back idle with its transaction ended, so it holds no lock and no snapshot; one that failed is
-    closed; an idle one is checked with `SELECT 1` before reuse (the server may have restarted).
+    closed; one idle for more than FRESH_S is checked with `SELECT 1` before reuse (the server may
+    have restarted; a read that fails on a connection closed since is the caller's error).
     Keyed by process id too: a forked child never uses its parent's sockets."""
     key = (os.getpid(), url)
     conn = None
     while conn is None:
         with _idle_lock:
-            conn = _idle.get(key, []).pop() if _idle.get(key) else None
+            conn, since = _idle[key].pop() if _idle.get(key) else (None, 0.0)
         if conn is None:
             conn = adbc.connect(adbc_uri(url))
             OPENED["connections"] += 1
-        elif not _alive(conn):
+        elif time.monotonic() - since > FRESH_S and not _alive(conn):
             conn = None
     try:
         yield conn
@@ -68,7 +71,7 @@ def connect(url: str) -> Iterator:
         _close(conn)
         raise
     with _idle_lock:
-        _idle.setdefault(key, []).append(conn)
+        _idle.setdefault(key, []).append((conn, time.monotonic()))
 
 
 def _alive(conn) -> bool:

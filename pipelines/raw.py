@@ -5,6 +5,9 @@ The hot path of every asset; it reads through `chargeops.frames` (ADBC, see ther
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
@@ -30,6 +33,48 @@ def ts_literal(ts: datetime) -> str:
 
 def _cols(schema: dict) -> str:
     return ", ".join(schema)
+
+
+# the reference tables of the run in progress, while `same_reference()` is active
+_reference_cache: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "reference", default=None
+)
+
+
+@contextlib.contextmanager
+def same_reference() -> Iterator[None]:
+    """Read the reference tables (charge points, connectors, sites) once for every window read
+    inside: a backfill's range of days reads them once per asset, not once per day; they change
+    only when a charger or site is registered, which a run does not do."""
+    token = _reference_cache.set({})
+    try:
+        yield
+    finally:
+        _reference_cache.reset(token)
+
+
+def _reference(conn, url: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    cache = _reference_cache.get()
+    if cache is not None and url in cache:
+        return cache[url]
+    tables = (
+        read_frame(
+            conn, f"SELECT {_cols(frames.CHARGE_POINTS)} FROM charge_point", frames.CHARGE_POINTS
+        ),
+        read_frame(
+            conn,
+            f"SELECT {_cols(frames.CONNECTORS)} FROM connector WHERE connector_id > 0",
+            frames.CONNECTORS,
+        ),
+        read_frame(
+            conn,
+            "SELECT site_id, timezone, country, operating_hours::text AS operating_hours FROM site",
+            frames.SITES,
+        ),
+    )
+    if cache is not None:
+        cache[url] = tables
+    return tables
 
 
 def read_window(
@@ -120,19 +165,7 @@ def read_window(
                         ORDER BY charge_point_id, ts DESC) last""",
                 frames.CONNECTION,
             )
-        cps = read_frame(
-            conn, f"SELECT {_cols(frames.CHARGE_POINTS)} FROM charge_point", frames.CHARGE_POINTS
-        )
-        connectors = read_frame(
-            conn,
-            f"SELECT {_cols(frames.CONNECTORS)} FROM connector WHERE connector_id > 0",
-            frames.CONNECTORS,
-        )
-        sites = read_frame(
-            conn,
-            "SELECT site_id, timezone, country, operating_hours::text AS operating_hours FROM site",
-            frames.SITES,
-        )
+        cps, connectors, sites = _reference(conn, url)
         exclusions = read_frame(
             conn,
             f"""SELECT {_cols(frames.EXCLUSIONS)} FROM outage_exclusion

@@ -18,6 +18,7 @@ from chargeops.completeness import DAILY_ASSETS
 from chargeops.db import pooled
 from pipelines.metadata import ROW_COUNT
 from pipelines.partitions import partition_days
+from pipelines.raw import same_reference
 
 UPSERT = """INSERT INTO analytics.partition_status (asset, day, status, detail, run_id)
             VALUES (%s, %s, %s, %s, %s)
@@ -112,12 +113,15 @@ def each_day(
             return dg.MaterializeResult(metadata=compute(days[0]))
     figures: dict[date, dict] = {}
     failed: dict[date, str] = {}
-    for day in days:
-        try:
-            with daily_run(context, url, day):
-                figures[day] = compute(day)
-        except Exception as e:  # recorded for the day by daily_run; the other days go on
-            failed[day] = e.description if isinstance(e, dg.Failure) else f"{type(e).__name__}: {e}"
+    with same_reference():
+        for day in days:
+            try:
+                with daily_run(context, url, day):
+                    figures[day] = compute(day)
+            except Exception as e:  # recorded for the day by daily_run; the other days go on
+                failed[day] = (
+                    e.description if isinstance(e, dg.Failure) else f"{type(e).__name__}: {e}"
+                )
     for day, metadata in figures.items():
         context.log_event(
             dg.AssetObservation(
