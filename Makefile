@@ -50,7 +50,7 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) .data $(NODE_DIR)/node_modules
 
+# the Dagster UI (dg dev) on the demo's instance, .data/dagster (settings: deploy/dagster.yaml),
+# with the embedded PostgreSQL started once for all its runs when DATABASE_URL is unset
 ui: $(STAMP)
-	mkdir -p .data/dagster
-	test -f .data/dagster/dagster.yaml || cp dagster.yaml .data/dagster/
-	DAGSTER_HOME=$(CURDIR)/.data/dagster $(BIN)/dagster dev
+	$(BIN)/chargeops ui

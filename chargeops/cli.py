@@ -389,6 +389,14 @@ def cmd_maintenance_top(args: argparse.Namespace) -> int:
     return cli_top(args, _settings(args))
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """The Dagster UI (`dg dev`) on the instance the CLI's runs are recorded in; the database
+    (DATABASE_URL, or the embedded one started here once) is handed to every run."""
+    from chargeops.ui import run_ui
+
+    return run_ui(_settings(args), port=args.ui_port, host=args.ui_host)
+
+
 def _date_range_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", required=True, help="first day (ISO date)")
     p.add_argument("--to", dest="end", help="last day, inclusive (default: --from)")
@@ -593,6 +601,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--out", help="reports directory (default CHARGEOPS_REPORTS_DIR)")
     send.set_defaults(func=cmd_dashboard_send)
+
+    ui = sub.add_parser(
+        "ui", help="the Dagster UI (dg dev) on the CLI's instance, one database for all its runs"
+    )
+    ui.add_argument("--port", dest="ui_port", type=int, help="webserver port (default 3000)")
+    ui.add_argument("--host", dest="ui_host", help="webserver address (default 127.0.0.1)")
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 

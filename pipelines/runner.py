@@ -55,7 +55,7 @@ class DagsterRunner:
         self.console = console or Console()
         self.home = home = dagster_home(settings.data_dir)
         home.mkdir(parents=True, exist_ok=True)
-        config = Path(__file__).resolve().parent.parent / "dagster.yaml"
+        config = Path(__file__).resolve().parent.parent / "deploy" / "dagster.yaml"
         if config.is_file() and not (home / "dagster.yaml").exists():
             shutil.copy(config, home / "dagster.yaml")
         os.environ["DAGSTER_HOME"] = str(home)
