@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -60,6 +59,10 @@ def connect(url: str) -> Iterator:
         with _idle_lock:
             conn, since = _idle[key].pop() if _idle.get(key) else (None, 0.0)
         if conn is None:
+            # imported here: the driver's DB-API brings pyarrow.dataset and pandas (~0.5 s),
+            # which the Dagster code location, the CLI and the collector load without
+            import adbc_driver_postgresql.dbapi as adbc
+
             conn = adbc.connect(adbc_uri(url))
             OPENED["connections"] += 1
         elif time.monotonic() - since > FRESH_S and not _alive(conn):

@@ -15,8 +15,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from models.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from models.labels import HORIZON_DAYS, LABEL_CAUSES
 from models.score import MaintenanceModel
@@ -77,6 +75,8 @@ def save(model: MaintenanceModel, card: dict[str, Any], root: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=False)
     card = {**card, "version": version}
     model.version, model.card = version, card
+    import joblib  # here, not at import: the Dagster code location loads this module
+
     joblib.dump(model, folder / "model.joblib")
     (folder / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
     tmp = Path(root) / f".{LATEST}.tmp"
@@ -105,6 +105,8 @@ def load(root: Path, version: str | None = None) -> MaintenanceModel | None:
     version = version or latest_version(root)
     if version is None:
         return None
+    import joblib
+
     model: MaintenanceModel = joblib.load(Path(root) / version / "model.joblib")
     trained_with = model.card.get("libraries", {})
     now = library_versions()

@@ -23,14 +23,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-import stripe
 from psycopg.types.json import Jsonb
 
 from chargeops.db import connect
 from chargeops.settings import ConfigError
+
+if TYPE_CHECKING:
+    import stripe
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class StripeConfig:
             kwargs["base_addresses"] = {"api": self.api_base.rstrip("/")}
         if self.account:
             kwargs["stripe_account"] = self.account
+        import stripe  # here, not at import: the Dagster code location loads this module
+
         return stripe.StripeClient(self.api_key, **kwargs)
 
 
@@ -198,6 +202,8 @@ class _Lister:
         time.sleep(min(wait, self.config.backoff_cap))
 
     def call(self, fn: Callable[[], Any]) -> Any:
+        import stripe
+
         attempt = 0
         while True:
             try:
@@ -211,6 +217,8 @@ class _Lister:
                 self._sleep(attempt, e)
 
     def iterate(self, obj: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        import stripe
+
         service = getattr(self.client.v1, SERVICES[obj])
         last_id: str | None = None
         attempt = 0
@@ -260,6 +268,8 @@ def sync_stripe(
 
 def run_sync(url: str, config: StripeConfig, *, progress: bool | None = None) -> SyncResult:
     """`sync_stripe` with the cursors reached and the 429 retries made (for metadata)."""
+    import stripe
+
     account = config.account
     lister = _Lister(config.client(), config)
     result = SyncResult(upserted={o: 0 for o in OBJECTS}, cursors={})
