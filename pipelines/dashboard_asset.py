@@ -11,9 +11,11 @@ dashboards' banner and in the metadata (`incomplete`)."""
 from datetime import UTC, date
 
 import dagster as dg
+import polars as pl
 
 from chargeops.periods import day_period, iso_week
 from models import artifacts
+from pipelines import metadata as md
 from pipelines.partitions import daily, weekly
 from pipelines.resources import (
     DashboardResource,
@@ -58,25 +60,27 @@ def _materialize(
     h = network.headline
     if network.incomplete:
         context.log.warning("incomplete data: " + "; ".join(network.incomplete))
+    audiences = pl.DataFrame(
+        {
+            "audience": [r.audience.key for r in results],
+            "status": [r.status for r in results],
+            "recipients": [len(r.accepted) or len(r.audience.to) for r in results],
+            "subject": [r.subject for r in results],
+        },
+        schema={"audience": pl.String, "status": pl.String, "recipients": pl.Int64,
+                "subject": pl.String},
+    )  # fmt: skip
     return dg.MaterializeResult(
         metadata={
             "period": period.label,
             "folder": dg.MetadataValue.path(str(network.folder.parent)),
-            "audiences": dg.MetadataValue.md(
-                "| audience | status | recipients | subject |\n|---|---|---|---|\n"
-                + "\n".join(
-                    f"| {r.audience.key} | {r.status} | {len(r.accepted) or len(r.audience.to)} "
-                    f"| {r.subject.replace('|', '/')} |"
-                    for r in results
-                )
-            ),
+            "audiences": md.preview(audiences, audiences.height),
             "sent": sum(r.status == "sent" for r in results),
             "smtp": "not configured" if smtp_config is None else f"{smtp_config.host}",
             "preview": dg.MetadataValue.path(str(network.folder / "email.html")),
-            # None where the figure's asset computed none of the period's days, never 0
-            "sessions": h.get("sessions"),
-            "energy_kwh": None if h.get("energy_kwh") is None else round(h["energy_kwh"], 1),
-            "uptime_pct": None if h.get("uptime_pct") is None else round(h["uptime_pct"], 3),
+            # the network's headline figures (sessions, energy_kwh, uptime_pct, ...): null where
+            # the figure's asset computed none of the period's days, never 0
+            **md.numbers(h),
             "incomplete": dg.MetadataValue.json(network.incomplete),
         }
     )
@@ -87,6 +91,7 @@ def _materialize(
     group_name=GROUP,
     kinds={"html", "email"},
     deps=UPSTREAM,
+    code_version="1",
     description="The operator dashboard for the day against the day before, per operator and "
     "site: email body (inline PNG charts) + interactive HTML attachment, written under "
     "<reports>/<day>/dashboard/ and mailed where SMTP and recipients are configured.",
@@ -111,6 +116,7 @@ def operator_dashboard_daily(
     group_name=GROUP,
     kinds={"html", "email"},
     deps=UPSTREAM,
+    code_version="1",
     description="The operator dashboard for the ISO week (Monday to Sunday) against the week "
     "before; files under <reports>/<year>-W<week>/dashboard/, mailed as the daily one.",
 )

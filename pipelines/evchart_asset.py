@@ -4,6 +4,7 @@ that re-reads the written files and validates them again against the Joint Offic
 import dagster as dg
 
 from chargeops.periods import quarter_label
+from pipelines import metadata as md
 from pipelines.partitions import quarterly
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import evchart, files
@@ -16,6 +17,7 @@ from reports.files import period_dir
     group_name="reports",
     kinds={"csv"},
     deps=["sessions", "uptime"],
+    code_version="1",
     description="EV-ChART (NEVI, 23 CFR 680.112) Modules 2 (sessions), 3 (uptime, trailing 12 "
     "months per month) and 4 (outages) for the quarter, validated against the Joint Office's "
     f"rules ({R.SOURCE_REPO}@{R.SOURCE_COMMIT[:12]}) before anything is written.",
@@ -25,15 +27,16 @@ def evchart_files(
 ) -> dg.MaterializeResult:
     quarter = quarter_label(context.partition_key)
     report, written = evchart.produce(database.resolved_url(), reports.path(), quarter)
-    metadata: dict = {"folder": dg.MetadataValue.path(str(written.folder))}
+    metadata: dict = {
+        # the data rows of every module file together; each file's rows, ports and preview below
+        md.ROW_COUNT: sum(written.rows.values()),
+        "folder": dg.MetadataValue.path(str(written.folder)),
+    }
     for number, df in sorted(report.frames.items()):
-        metadata[f"module{number}"] = dg.MetadataValue.json(
-            {
-                "rows": written.rows[number],
-                "ports": df.select("station_id", "port_id").n_unique(),
-                "path": str(written.files[number]),
-            }
-        )
+        metadata[f"module{number}"] = dg.MetadataValue.path(str(written.files[number]))
+        metadata[f"module{number}_rows"] = written.rows[number]
+        metadata[f"module{number}_ports"] = df.select("station_id", "port_id").n_unique()
+        metadata[f"module{number}_preview"] = md.preview(df, 5)
     metadata["module5"] = "not written: the project holds no maintenance cost data"
     metadata["short_outages_dropped"] = report.dropped_short_outages
     metadata["open_sessions_skipped"] = report.open_sessions_skipped

@@ -17,7 +17,9 @@ from models import features as feats
 from models.labels import OUTAGES, label
 from models.score import SCORES, score
 from models.train import TrainConfig, train
-from pipelines.assets import _preview, daily_asset, sessions, uptime, utilisation
+from models.train import _importance as permutation_importance
+from pipelines import metadata as md
+from pipelines.assets import daily_asset, sessions, uptime, utilisation
 from pipelines.partitions import partition_day
 from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ModelStoreResource
@@ -25,6 +27,8 @@ from pipelines.status import daily_run
 from pipelines.store import replace_partition
 
 GROUP = "maintenance"
+FEATURES_PREVIEW = [*feats.KEY, "faults_7d", "failed_start_rate_7d", "peak_ratio_7d",
+                    "offline_min_7d", "model"]  # fmt: skip
 
 
 # -- readers -----------------------------------------------------------------------------------
@@ -109,6 +113,7 @@ def observed_until(url: str) -> date | None:
 @daily_asset(
     deps=[sessions, utilisation, uptime],
     group_name=GROUP,
+    code_version="1",
     description="Per connector and day: faults by error code over 1/7/30 days, failed starts, "
     "derating (peak power against rated), reconnects, offline minutes, heartbeat gaps, sessions "
     "and energy, days since the last fault and firmware change, charger model and firmware, age.",
@@ -121,19 +126,10 @@ def maintenance_features(context: dg.AssetExecutionContext, database: DatabaseRe
         written = replace_partition(url, day, {"maintenance_features": df})
         return dg.MaterializeResult(
             metadata={
+                **md.table_metadata(df, preview=FEATURES_PREVIEW),
                 "connectors": written["maintenance_features"],
                 "with_faults_7d": int((df["faults_7d"] > 0).sum()),
                 "failed_starts_7d": int(df["failed_starts_7d"].sum() or 0),
-                "preview": _preview(
-                    df.select(
-                        *feats.KEY,
-                        "faults_7d",
-                        "failed_start_rate_7d",
-                        "peak_ratio_7d",
-                        "offline_min_7d",
-                        "model",
-                    )  # fmt: skip
-                ),
             }
         )
 
@@ -144,6 +140,46 @@ class TrainingConfig(dg.Config):
     holdout_days: int = 28
     top_k: int = 10
     seed: int = 0
+
+
+METRIC_DIGITS = 3  # as the metrics table shows them
+
+
+def _span(days: list[str] | None) -> str:
+    return f"{days[0]}..{days[1]}" if days else "none"
+
+
+def importance_metadata(result, labelled: pl.DataFrame, cfg: TrainConfig) -> dict:
+    """`importance`: the permutation importance (drop in PR-AUC when one feature is shuffled),
+    largest first, as a table, and `importance_source`: where it was measured.
+
+    On the holdout when it shows anything. It shows nothing when the evaluated model's score is
+    one constant: trained on fewer than 2 x min_samples_leaf rows (the demo's 14 days leave about
+    80), its trees cannot split, so no shuffle changes a score and every drop is 0. Then the
+    shipped model (refitted on every labelled day) is measured on those rows, and says so."""
+    importance, source = result.importance, "holdout"
+    if not importance:
+        train_rows = result.counts.get("train_rows")
+        why = (
+            f"the evaluated model cannot split ({train_rows} training rows, "
+            f"min_samples_leaf {cfg.min_samples_leaf}): its score is one constant"
+            if train_rows is not None and train_rows < 2 * cfg.min_samples_leaf
+            else "no feature's shuffling lowers the holdout PR-AUC"
+            if train_rows is not None
+            else "not evaluated (too few labelled days)"
+        )
+        usable = labelled.filter(pl.col("label").is_not_null() & ~pl.col("down_at_end"))
+        importance = permutation_importance(result.model, usable, cfg)
+        source = (
+            f"{why}; measured on the shipped model's own training rows (in-sample)"
+            if importance
+            else f"{why}; the shipped model shows none either"
+        )
+    df = pl.DataFrame(
+        {"feature": list(importance), "pr_auc_drop": list(importance.values())},
+        schema={"feature": pl.String, "pr_auc_drop": pl.Float64},
+    )
+    return {"importance": md.preview(df, df.height, digits=4), "importance_source": source}
 
 
 def _metrics_table(metrics: dict) -> str:
@@ -160,6 +196,7 @@ def _metrics_table(metrics: dict) -> str:
 @dg.asset(
     deps=[maintenance_features],
     group_name=GROUP,
+    code_version="1",
     kinds={"scikitlearn", "postgres"},
     description="Weekly: a calibrated gradient-boosting model of 'an outage starts within 7 "
     "days', trained on the past and compared with the faults-in-the-last-7-days baseline on "
@@ -200,24 +237,26 @@ def maintenance_model(
         context.log.warning(note)
     m, b = result.metrics["model"], result.metrics["baseline"]
     k = f"precision_at_{cfg.top_k}"
-    floats = {
-        f"{who}_{name}": dg.MetadataValue.float(v)
-        for who, d in (("model", m), ("baseline", b))
-        for name, v in d.items()
-        if v is not None
-    }
+    split = card["split"]
     return dg.MaterializeResult(
         metadata={
             "version": folder.name,
             "path": dg.MetadataValue.path(str(folder)),
             "metrics": dg.MetadataValue.md(_metrics_table(result.metrics)),
-            **floats,
-            "beats_baseline": str(card["beats_baseline"]),
+            # model_pr_auc, baseline_pr_auc, ...: null where not evaluated (one class only)
+            **md.numbers(m, "model_", digits=METRIC_DIGITS),
+            **md.numbers(b, "baseline_", digits=METRIC_DIGITS),
+            "beats_baseline": md.flag(card["beats_baseline"]),
             "top_k": cfg.top_k,
             "precision_metric": k,
-            "counts": dg.MetadataValue.json(result.counts),
-            "split": dg.MetadataValue.json(card["split"]),
-            "importance": dg.MetadataValue.json(result.importance),
+            # rows, positives, days, train_rows, ...: the labelled rows used
+            **md.numbers(result.counts),
+            "train_days": _span(split["train"]),
+            "holdout_days": _span(split["holdout"]),
+            "gap_days": split["gap_days"],
+            "split_reduced": md.flag(split["reduced"]),
+            "shipped_model": split["shipped_model"],
+            **importance_metadata(result, labelled, cfg),
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "_none_"),
         }
     )
@@ -257,6 +296,7 @@ def maintenance_model_beats_baseline(model_store: ModelStoreResource) -> dg.Asse
 @daily_asset(
     deps=[maintenance_features, maintenance_model],
     group_name=GROUP,
+    code_version="1",
     description="Risk per connector of an outage within 7 days from the latest model, with the "
     "features that raise it most; connectors without history get their charger model's prior. "
     "The at-risk list is the view analytics.maintenance_at_risk (CLI: chargeops maintenance top).",
@@ -272,20 +312,30 @@ def maintenance_scores(
         model = artifacts.load(model_store.path())
         if model is None:
             context.log.warning("no maintenance model yet: materialise maintenance_model first")
-            replace_partition(url, day, {"maintenance_scores": pl.DataFrame(schema=SCORES)})
-            return dg.MaterializeResult(metadata={"scored": 0, "status": "no model trained yet"})
+            empty = pl.DataFrame(schema=SCORES)
+            replace_partition(url, day, {"maintenance_scores": empty})
+            return dg.MaterializeResult(
+                metadata={
+                    **md.table_metadata(empty),
+                    "scored": 0,
+                    "status": "no model trained yet",
+                }
+            )
         df = score(model, read_features(url, f"day = '{day}'"), top_k=model.card["config"]["top_k"])
         written = replace_partition(url, day, {"maintenance_scores": df})
         at_risk = df.filter("at_risk")
         return dg.MaterializeResult(
             metadata={
+                **md.table_metadata(
+                    df, preview=["rank", *feats.KEY, "risk", "score_source", "at_risk"], digits=4
+                ),
                 "scored": written["maintenance_scores"],
                 "at_risk": at_risk.height,
                 "scored_by_prior": int((df["score_source"] == "prior").sum()),
                 "model_version": model.version,
-                "mean_risk": round(float(df["risk"].mean() or 0), 4),
-                "at_risk_list": _preview(
-                    at_risk.select("rank", *feats.KEY, "risk", "top_features"), 20
+                "mean_risk": md.number(df["risk"].mean(), 4),
+                "at_risk_list": md.preview(
+                    at_risk, 20, ["rank", *feats.KEY, "risk", "top_features"], digits=4
                 ),
             }
         )

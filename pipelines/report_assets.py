@@ -5,13 +5,18 @@ write into the reports folder (ReportsResource), one folder per period, with a m
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from chargeops.periods import quarter_label
+from pipelines import metadata as md
 from pipelines.partitions import quarterly, yearly
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import compliance, files, uk_reliability
 
 GROUP = "reports"
+UK_PREVIEW = ["charge_point_id", "site_name", "accessible_minutes", "reliability_pct",
+              "meets_99pct"]  # fmt: skip
+PCT_DIGITS = 3  # percentages against 97 % / 99 % targets: 99.995 must not read as 100
 
 
 def _paths(paths: list[Path]) -> dict:
@@ -24,6 +29,7 @@ def _paths(paths: list[Path]) -> dict:
     group_name=GROUP,
     kinds={"csv", "json"},
     deps=["uptime"],
+    code_version="1",
     description="The UK Public Charge Point Regulations 2023 (reg. 6) reliability of each rapid "
     "charge point at UK sites for the calendar year, in its accessible hours, and the network "
     "average against 99%: uk_reliability_<year>.csv + summary JSON + manifest.",
@@ -34,18 +40,18 @@ def uk_reliability_report(
     year = int(context.partition_key[:4])
     paths, report = uk_reliability.run(database.resolved_url(), reports.path(), year)
     net = report.network
-    avg = net["network_average_pct"]
     return dg.MaterializeResult(
         metadata={
+            # the CSV: one row per rapid UK charge point
+            **md.table_metadata(report.per_cp, preview=UK_PREVIEW, n=10, digits=PCT_DIGITS),
             "folder": dg.MetadataValue.path(str(paths[0].parent)),
             **_paths(paths),
             "charge_points": net["charge_points"],
-            "network_average_pct": None if avg is None else round(avg, 3),
-            "meets_99pct": net["meets_target"],
+            "network_average_pct": md.number(net["network_average_pct"], PCT_DIGITS),
+            "min_pct": md.number(net["min_pct"], PCT_DIGITS),
+            "meets_99pct": md.flag(net["meets_target"]),
             "charge_points_below_99pct": dg.MetadataValue.json(net["below_99pct"]),
-            "if_offline_unknown_pct": None
-            if net["if_offline_unknown_pct"] is None
-            else round(net["if_offline_unknown_pct"], 3),
+            "if_offline_unknown_pct": md.number(net["if_offline_unknown_pct"], PCT_DIGITS),
         }
     )
 
@@ -55,6 +61,7 @@ def uk_reliability_report(
     group_name=GROUP,
     kinds={"html", "pdf"},
     deps=["uptime", "energy", "sessions", "emissions"],
+    code_version="1",
     description="The compliance report for the quarter: network, site and port uptime against "
     "97% (NEVI) and 99% (UK rapid), outages and exclusions, energy, sessions and emissions saved, "
     "as HTML and PDF (headless Chromium) + manifest.",
@@ -70,21 +77,28 @@ def compliance_report(
         for p in ctx["ports"]
         if not p["meets_97pct"]
     ]
+    sites = pl.from_dicts(ctx["sites"]) if ctx["sites"] else pl.DataFrame()
+    shown = [c for c in SITE_COLUMNS if c in sites.columns]
     return dg.MaterializeResult(
         metadata={
             "folder": dg.MetadataValue.path(str(paths[0].parent)),
             **_paths(paths),
-            "uptime_pct": None if net["uptime_pct"] is None else round(net["uptime_pct"], 3),
+            # a document, not a table: its network figures as numbers, its site table as a table
+            **md.numbers({k: net[k] for k in NETWORK_FIGURES}),
+            "uptime_pct": md.number(net["uptime_pct"], PCT_DIGITS),
             "ports_below_97pct": dg.MetadataValue.json(below_97),
-            "uk_network_average_pct": None
-            if uk["network_average_pct"] is None
-            else round(uk["network_average_pct"], 3),
+            "uk_network_average_pct": md.number(uk["network_average_pct"], PCT_DIGITS),
             "uk_charge_points_below_99pct": dg.MetadataValue.json(uk["below_99pct"]),
-            "energy_kwh": round(net["energy_kwh"], 3),
-            "sessions": net["sessions"],
-            "kg_co2_saved": round(net["saved_kg"], 3),
+            "kg_co2_saved": md.number(net["saved_kg"]),
+            "sites": md.preview(sites, sites.height, shown, digits=PCT_DIGITS),
         }
     )
+
+
+NETWORK_FIGURES = ("ports", "ports_below_97", "outage_hours", "excluded_hours", "energy_kwh",
+                   "sessions", "grid_kg", "tailpipe_kg", "trailing_days")  # fmt: skip
+SITE_COLUMNS = ("site_id", "name", "country", "ports", "ports_below_97", "uptime_pct",
+                "energy_kwh", "sessions", "saved_kg")  # fmt: skip
 
 
 def check_report_files(folder: Path, names: list[str]) -> dg.AssetCheckResult:

@@ -428,9 +428,9 @@ def test_asset_materialises_the_quarter_and_the_check_passes(quarter_data, datab
     )
     assert result.success
     md = result.asset_materializations_for_node("evchart_files")[0].metadata
-    assert md["module2"].value["rows"] == 2 and md["module3"].value["rows"] == 6
-    assert md["module4"].value["ports"] == 2
-    assert md["module3"].value["path"].endswith("2024Q2/evchart_module3_2024Q2.csv")
+    assert md["module2_rows"].value == 2 and md["module3_rows"].value == 6
+    assert md["module4_ports"].value == 2
+    assert md["module3"].path.endswith("2024Q2/evchart_module3_2024Q2.csv")
     assert "no maintenance cost data" in md["module5"].value
     checks = result.get_asset_check_evaluations()
     assert [c.passed for c in checks] == [True]

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from chargeops.completeness import gaps
 from chargeops.frames import connect, read_frame, read_table
-from pipelines.assets import _preview
+from pipelines import metadata as md
 from pipelines.checks import _asset_check
 from pipelines.partitions import daily, partition_day
 from pipelines.payments import reconcile as logic
@@ -31,6 +31,8 @@ from reports import csvsafe, files
 E = gx.expectations
 TOLERANCE_ENV = "CHARGEOPS_RECONCILE_TOLERANCE"
 EXCEPTIONS_CSV = "reconciliation_exceptions.csv"
+LINES_PREVIEW = ["category", "session_id", "site_id", "currency", "expected_gross", "captured",
+                 "net", "payment_intent_ids"]  # fmt: skip
 
 
 class ReconciliationConfig(dg.Config):
@@ -128,12 +130,27 @@ def write_exceptions_csv(exceptions: pl.DataFrame, path: Path) -> int:
     return exceptions.height
 
 
-def _totals_by_currency(lines: pl.DataFrame) -> dict:
-    sums = lines.group_by("currency").agg(pl.col("expected_gross", *logic.MONEY).sum())
-    return {
-        r.pop("currency"): {k: int(v) for k, v in r.items()}
-        for r in sums.sort("currency").iter_rows(named=True)
-    }
+def _totals_by_currency(lines: pl.DataFrame) -> pl.DataFrame:
+    """Per currency, the day's money in minor units (one row a currency)."""
+    return (
+        lines.group_by("currency")
+        .agg(pl.col("expected_gross", *logic.MONEY).sum().cast(pl.Int64))
+        .sort("currency")
+    )
+
+
+def _figures(lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """The categories' line counts and the totals by currency, as tables, and as one numeric
+    entry each (`lines_matched`, `EUR_net`: what the UI plots over partitions)."""
+    counts = dict(lines["category"].value_counts().iter_rows())
+    categories = pl.DataFrame(
+        {"category": logic.CATEGORIES, "lines": [int(counts.get(c, 0)) for c in logic.CATEGORIES]},
+        schema={"category": pl.String, "lines": pl.Int64},
+    )
+    totals = _totals_by_currency(lines)
+    per_currency = {r.pop("currency"): r for r in totals.iter_rows(named=True)}
+    figures = md.numbers(dict(categories.iter_rows()), "lines_") | md.numbers(per_currency)
+    return categories, totals, figures
 
 
 @functools.partial(
@@ -142,6 +159,7 @@ def _totals_by_currency(lines: pl.DataFrame) -> dict:
     group_name="payments",
     kinds={"polars", "postgres", "stripe"},
     deps=["expected_revenue", "stripe_payments"],
+    code_version="1",
 )
 def reconciliation(
     context: dg.AssetExecutionContext,
@@ -168,20 +186,21 @@ def reconciliation(
         exceptions = logic.exceptions(lines)
         write_exceptions_csv(exceptions, csv_path)
         files.write_manifest(folder)
-        counts = dict(lines["category"].value_counts().iter_rows())
+        categories, totals, figures = _figures(lines)
         return dg.MaterializeResult(
             metadata={
+                # analytics.reconciliation_lines: row count, schema, preview
+                **md.table_metadata(lines, preview=LINES_PREVIEW),
                 "lines": written["reconciliation_lines"],
+                "site_days": written["reconciliation_site_day"],
                 "exceptions": exceptions.height,
                 "tolerance_minor_units": tolerance,
-                "categories": dg.MetadataValue.json(
-                    {c: int(counts.get(c, 0)) for c in logic.CATEGORIES}
-                ),
-                "totals_by_currency": dg.MetadataValue.json(_totals_by_currency(lines)),
+                "categories": md.preview(categories, len(logic.CATEGORIES)),
+                "totals_by_currency": md.preview(totals, totals.height),
+                **figures,
                 "exceptions_csv": dg.MetadataValue.path(str(csv_path)),
-                "exceptions_preview": _preview(
-                    exceptions.select("category", "session_id", "payment_intent_ids", "reason"),
-                    10,
+                "exceptions_preview": md.preview(
+                    exceptions, 10, ["category", "session_id", "payment_intent_ids", "reason"]
                 ),
             }
         )
