@@ -15,7 +15,7 @@ from chargeops.settings import ConfigError, Settings
 from models import artifacts
 from models import features as feats
 from models.labels import OUTAGES, label
-from models.score import SCORES, score
+from models.score import SCORES, score, to_matrix
 from models.train import TrainConfig, train
 from models.train import _importance as permutation_importance
 from pipelines import metadata as md
@@ -149,6 +149,14 @@ def _span(days: list[str] | None) -> str:
     return f"{days[0]}..{days[1]}" if days else "none"
 
 
+def _constant(model, rows: pl.DataFrame) -> bool:
+    """The model gives every row the same score (no estimator, or trees that never split)."""
+    if model.estimator is None or rows.is_empty():
+        return True
+    p = model.estimator.predict_proba(to_matrix(rows))[:, 1]
+    return bool(p.max() == p.min())
+
+
 def importance_metadata(result, labelled: pl.DataFrame, cfg: TrainConfig) -> dict:
     """`importance`: the permutation importance (drop in PR-AUC when one feature is shuffled),
     largest first, as a table, and `importance_source`: where it was measured.
@@ -156,7 +164,9 @@ def importance_metadata(result, labelled: pl.DataFrame, cfg: TrainConfig) -> dic
     On the holdout when it shows anything. It shows nothing when the evaluated model's score is
     one constant: trained on fewer than 2 x min_samples_leaf rows (the demo's 14 days leave about
     80), its trees cannot split, so no shuffle changes a score and every drop is 0. Then the
-    shipped model (refitted on every labelled day) is measured on those rows, and says so."""
+    shipped model (refitted on every labelled day) is measured on those rows, and says so; on
+    the demo's data it is one constant as well (about 240 rows, and no split worth its leaves),
+    so the table stays empty and `importance_source` says why."""
     importance, source = result.importance, "holdout"
     if not importance:
         train_rows = result.counts.get("train_rows")
@@ -170,11 +180,15 @@ def importance_metadata(result, labelled: pl.DataFrame, cfg: TrainConfig) -> dic
         )
         usable = labelled.filter(pl.col("label").is_not_null() & ~pl.col("down_at_end"))
         importance = permutation_importance(result.model, usable, cfg)
-        source = (
-            f"{why}; measured on the shipped model's own training rows (in-sample)"
-            if importance
-            else f"{why}; the shipped model shows none either"
-        )
+        if importance:
+            source = f"{why}; measured on the shipped model's own training rows (in-sample)"
+        elif _constant(result.model, usable):
+            source = (
+                f"{why}; the shipped model's score is one constant too ({usable.height} "
+                "labelled rows): it has learned from no feature yet, so none has an importance"
+            )
+        else:
+            source = f"{why}; no feature's shuffling lowers the shipped model's PR-AUC either"
     df = pl.DataFrame(
         {"feature": list(importance), "pr_auc_drop": list(importance.values())},
         schema={"feature": pl.String, "pr_auc_drop": pl.Float64},
