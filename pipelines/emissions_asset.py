@@ -5,21 +5,17 @@ check."""
 from datetime import date
 
 import dagster as dg
-import great_expectations as gx
 import polars as pl
 
 from chargeops.frames import read_table
 from pipelines.analytics import frames
-from pipelines.assets import _drop_day, _read_day, ranged_asset
-from pipelines.checks import _asset_check
+from pipelines.assets import _read_day, ranged_asset
 from pipelines.metadata import number, preview, table_metadata
-from pipelines.quality import validate
+from pipelines.quality import CheckResults, Rule, Validation, daily_check, days_sql
 from pipelines.resources import DatabaseResource
 from pipelines.status import each_day
 from pipelines.store import replace_partition
 from reports import emissions as logic
-
-E = gx.expectations
 
 
 def read_sites(url: str) -> pl.DataFrame:
@@ -86,34 +82,41 @@ def emissions(context: dg.AssetExecutionContext, database: DatabaseResource):
     return each_day(context, url, compute)
 
 
-def check_emissions_add_up(url: str, day: date) -> dg.AssetCheckResult:
+EMISSIONS = Validation(
+    "emissions",
+    lambda E: [
+        E.ExpectColumnValuesToBeBetween(column="grid_g", min_value=0),
+        E.ExpectColumnValuesToBeBetween(column="tailpipe_g", min_value=0),
+    ],
+    rules=[Rule("net = tailpipe - grid (1 mg)", "diff", pl.col("diff") <= 0.001)],
+    ids=["row", "grid_g", "tailpipe_g", "net_saving_g"],
+)
+
+
+def check_emissions_add_up(url: str, days: list[date]) -> CheckResults:
     """Grid and tailpipe grams non-negative; net = tailpipe - grid (to a milligram)."""
-    schema = _drop_day(logic.SITE_DAY)
+    grams = ("grid_g", "tailpipe_g", "net_saving_g")
+    schema = {"day": pl.Date, "row": pl.String, **{c: logic.SITE_DAY[c] for c in grams}}
     df = pl.concat(
         [
             read_table(
                 url,
-                f"SELECT {', '.join(cols)} FROM analytics.{table} WHERE day = '{day}'",
-                {c: schema[c] for c in cols},
+                f"SELECT day, '{kind} ' || {key} AS row, {', '.join(grams)} "
+                f"FROM analytics.{table} WHERE {days_sql(days)}",
+                schema,
             )
-            for table in ("emissions_site_day", "emissions_session_day")
-            for cols in [("grid_g", "tailpipe_g", "net_saving_g")]
+            for table, kind, key in (
+                ("emissions_site_day", "site", "site_id"),
+                ("emissions_session_day", "session", "session_id"),
+            )
         ]
     ).with_columns(diff=(pl.col("net_saving_g") - (pl.col("tailpipe_g") - pl.col("grid_g"))).abs())
-    return validate(
-        "emissions",
-        df,
-        [
-            E.ExpectColumnValuesToBeBetween(column="grid_g", min_value=0),
-            E.ExpectColumnValuesToBeBetween(column="tailpipe_g", min_value=0),
-            E.ExpectColumnValuesToBeBetween(column="diff", max_value=0.001),
-        ],
-    )
+    return EMISSIONS.run(df, days)
 
 
 ASSETS = [emissions]
 CHECKS = [
-    _asset_check(
+    daily_check(
         check_emissions_add_up,
         asset=emissions,
         blocking=True,

@@ -11,6 +11,7 @@ from pipelines import checks
 from pipelines.assets import ASSETS
 from pipelines.checks import CHECKS
 from pipelines.definitions import defs
+from pipelines.quality import daily_check
 from pipelines.resources import DatabaseResource
 
 # every asset through Dagster on one server; `make demo` runs them all on the embedded default
@@ -287,9 +288,9 @@ BAD_ROWS = {
 @pytest.mark.parametrize("check", list(BAD_ROWS))
 def test_each_check_fails_on_a_crafted_bad_row(scenario, database_url, check):
     run_check = getattr(checks, f"check_{check}")
-    assert run_check(database_url, D).passed  # the scenario itself is clean
+    assert run_check(database_url, [D])[D].passed  # the scenario itself is clean
     scenario.execute(BAD_ROWS[check])
-    result = run_check(database_url, D)
+    result = run_check(database_url, [D])[D]
     assert result.passed is False
     assert "failures" in result.metadata
 
@@ -318,7 +319,7 @@ def test_blocking_check_stops_downstream_in_the_run_and_in_later_runs(scenario, 
     from pipelines.assets import energy, sessions
 
     scenario.execute(BAD_ROWS["sessions_valid"])
-    result = checks.check_sessions_valid(database_url, D)
+    result = checks.check_sessions_valid(database_url, [D])[D]
     assert not result.passed
     # the sample names the session, its charger and connector, with readable values
     sample = result.metadata["failures"].value
@@ -327,10 +328,10 @@ def test_blocking_check_stops_downstream_in_the_run_and_in_later_runs(scenario, 
 
     # a blocking check of the sessions asset failing in a real run: downstream is skipped in
     # that run and the day is recorded failed (a check that always fails stands in for it)
-    def check_always_fails(url, day):
-        return dg.AssetCheckResult(passed=False, metadata={"why": "crafted"})
+    def check_always_fails(url, days):
+        return {d: dg.AssetCheckResult(passed=False, metadata={"why": "crafted"}) for d in days}
 
-    failing = checks._asset_check(check_always_fails, asset=sessions, blocking=True)
+    failing = daily_check(check_always_fails, asset=sessions, blocking=True)
     run = dg.materialize(
         [*ASSETS, failing],
         partition_key=D.isoformat(),

@@ -161,6 +161,6 @@ async def test_a_stored_infinity_from_before_the_fix_is_quarantined_at_reconstru
     assert db.execute("SELECT energy_wh FROM analytics.sessions").fetchone() == (3000.0,)
     [(reason,)] = db.execute("SELECT reason FROM analytics.quarantine").fetchall()
     assert "not finite" in reason
-    assert check_sessions_valid(database_url, day).passed
-    unusual = check_sessions_unusual(database_url, day)
+    assert check_sessions_valid(database_url, [day])[day].passed
+    unusual = check_sessions_unusual(database_url, [day])[day]
     assert unusual.metadata["quarantined_values"].value == 1

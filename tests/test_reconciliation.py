@@ -411,8 +411,8 @@ def test_checks_fail_on_crafted_bad_rows(clean, database_url, tmp_path):
     insert_expected(db, D, EXPECTED_D)
     category_stripe().insert(db)
     run(database_url, tmp_path, D)
-    assert check_reconciliation_totals_balance(database_url, D).passed
-    assert check_reconciliation_no_session_twice(database_url, D).passed
+    assert check_reconciliation_totals_balance(database_url, [D])[D].passed
+    assert check_reconciliation_no_session_twice(database_url, [D])[D].passed
 
     # a balance transaction the lines disagree with (Stripe took a higher fee than we stored)
     db.execute(
@@ -420,7 +420,7 @@ def test_checks_fail_on_crafted_bad_rows(clean, database_url, tmp_path):
         "WHERE day = %s AND site_id = 'S1'",
         (D,),
     )
-    bad = check_reconciliation_totals_balance(database_url, D)
+    bad = check_reconciliation_totals_balance(database_url, [D])[D]
     assert not bad.passed and "net>bt_net" in bad.metadata["failures"].value
     # the site-day net no longer what its lines add up to
     db.execute(
@@ -428,7 +428,7 @@ def test_checks_fail_on_crafted_bad_rows(clean, database_url, tmp_path):
         "WHERE day = %s AND site_id = 'S1'",
         (D,),
     )
-    assert not check_reconciliation_totals_balance(database_url, D).passed
+    assert not check_reconciliation_totals_balance(database_url, [D])[D].passed
 
     # the same session reconciled on another day too
     other = D - timedelta(days=1)
@@ -440,17 +440,17 @@ def test_checks_fail_on_crafted_bad_rows(clean, database_url, tmp_path):
            FROM analytics.reconciliation_lines WHERE day = %s AND line_key = 'CP1:n'""",
         (other, D),
     )
-    twice = check_reconciliation_no_session_twice(database_url, D)
+    twice = check_reconciliation_no_session_twice(database_url, [D])[D]
     assert not twice.passed and "session CP1:n" in twice.metadata["failures"].value
     db.execute("DELETE FROM analytics.reconciliation_lines WHERE day = %s", (other,))
-    assert check_reconciliation_no_session_twice(database_url, D).passed
+    assert check_reconciliation_no_session_twice(database_url, [D])[D].passed
     # a payment counted on two lines: pi_m as an orphan of another day
     db.execute(
         """INSERT INTO analytics.reconciliation_lines VALUES (%s, 'pi_m', NULL, 'S1', 'EUR', 2,
                0, 1000, 0, 0, 25, 975, 975, 0, 'pi_m', 1, 1, 0, 'orphan_payment', 'copy')""",
         (other,),
     )
-    twice = check_reconciliation_no_session_twice(database_url, D)
+    twice = check_reconciliation_no_session_twice(database_url, [D])[D]
     assert not twice.passed and "payment pi_m" in twice.metadata["failures"].value
 
 
@@ -578,7 +578,7 @@ def test_converted_settlement_is_left_out_of_fees_and_named(clean, database_url,
         "CP1:v": ("matched", 1000, 0, 1000, 0, 1),
         "CP1:w": ("matched", 2000, 55, 1945, 1945, 0),
     }
-    check = check_reconciliation_totals_balance(database_url, D)
+    check = check_reconciliation_totals_balance(database_url, [D])[D]
     assert check.passed and check.metadata["balance_transactions_settled_elsewhere"].value == 1
 
 

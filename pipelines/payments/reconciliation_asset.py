@@ -11,24 +11,21 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import great_expectations as gx
 import polars as pl
 from pydantic import Field
 
 from chargeops.completeness import gaps
 from chargeops.frames import connect, read_frame, read_table
 from pipelines import metadata as md
-from pipelines.checks import _asset_check
 from pipelines.partitions import daily, partition_day
 from pipelines.payments import reconcile as logic
-from pipelines.quality import validate
+from pipelines.quality import CheckResults, Validation, by_day, daily_check, days_sql
 from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ReportsResource
 from pipelines.status import daily_run
 from pipelines.store import replace_partition
 from reports import csvsafe, files
 
-E = gx.expectations
 TOLERANCE_ENV = "CHARGEOPS_RECONCILE_TOLERANCE"
 EXCEPTIONS_CSV = "reconciliation_exceptions.csv"
 LINES_PREVIEW = ["category", "session_id", "site_id", "currency", "expected_gross", "captured",
@@ -222,62 +219,80 @@ def export_exceptions(url: str, start: date, end: date, path: str | Path) -> int
     return rows
 
 
-def check_reconciliation_totals_balance(url: str, day: date) -> dg.AssetCheckResult:
+RECONCILIATION_TOTALS = Validation(
+    "reconciliation_totals",
+    lambda E: [
+        E.ExpectColumnPairValuesToBeEqual(column_A="net", column_B="computed_net"),
+        E.ExpectColumnPairValuesToBeEqual(
+            column_A="net", column_B="bt_net", ignore_row_if="either_value_is_missing"
+        ),
+        E.ExpectColumnPairValuesToBeEqual(column_A="net", column_B="lines_net"),
+    ],
+    ids=["site_id", "currency"],
+)
+
+
+def check_reconciliation_totals_balance(url: str, days: list[date]) -> CheckResults:
     df = read_table(
         url,
-        f"""SELECT s.site_id, s.currency, s.net, s.captured - s.refunded - s.fees AS computed_net,
+        f"""SELECT s.day, s.site_id, s.currency, s.net,
+                   s.captured - s.refunded - s.fees AS computed_net,
                    CASE WHEN s.settled_elsewhere = 0 THEN s.bt_net END AS bt_net,
                    s.settled_elsewhere, coalesce(l.net, 0) AS lines_net
             FROM analytics.reconciliation_site_day s
-            LEFT JOIN (SELECT site_id, currency, sum(net)::bigint AS net
-                       FROM analytics.reconciliation_lines WHERE day = '{day}'
-                       GROUP BY site_id, currency) l
-              ON l.site_id IS NOT DISTINCT FROM s.site_id AND l.currency = s.currency
-            WHERE s.day = '{day}'""",
-        {"site_id": pl.String, "currency": pl.String, "net": pl.Int64, "computed_net": pl.Int64,
-         "bt_net": pl.Int64, "settled_elsewhere": pl.Int64, "lines_net": pl.Int64},
+            LEFT JOIN (SELECT day, site_id, currency, sum(net)::bigint AS net
+                       FROM analytics.reconciliation_lines WHERE {days_sql(days)}
+                       GROUP BY day, site_id, currency) l
+              ON l.day = s.day AND l.site_id IS NOT DISTINCT FROM s.site_id
+             AND l.currency = s.currency
+            WHERE {days_sql(days, "s.day")}""",
+        {"day": pl.Date, "site_id": pl.String, "currency": pl.String, "net": pl.Int64,
+         "computed_net": pl.Int64, "bt_net": pl.Int64, "settled_elsewhere": pl.Int64,
+         "lines_net": pl.Int64},
     )  # fmt: skip
     # rows with balance transactions converted to another currency cannot match bt_net exactly
-    return validate(
-        "reconciliation_totals",
-        df,
-        [
-            E.ExpectColumnPairValuesToBeEqual(column_A="net", column_B="computed_net"),
-            E.ExpectColumnPairValuesToBeEqual(
-                column_A="net", column_B="bt_net", ignore_row_if="either_value_is_missing"
-            ),
-            E.ExpectColumnPairValuesToBeEqual(column_A="net", column_B="lines_net"),
-        ],
-        extra={"balance_transactions_settled_elsewhere": int(df["settled_elsewhere"].sum())},
+    extra = by_day(
+        df, days, balance_transactions_settled_elsewhere=pl.col("settled_elsewhere").sum()
     )
+    return RECONCILIATION_TOTALS.run(df, days, extra=extra)
 
 
-def check_reconciliation_no_session_twice(url: str, day: date) -> dg.AssetCheckResult:
+RECONCILIATION_KEYS = Validation(
+    "reconciliation_keys",
+    lambda E: [E.ExpectCompoundColumnsToBeUnique(column_list=["day", "key"])],
+    ids=["key", "line_day"],
+)
+
+
+def check_reconciliation_no_session_twice(url: str, days: list[date]) -> CheckResults:
+    """Per day checked, every line (of any day) that holds one of the day's payment intents or
+    sessions: a key twice is a payment or session on two lines."""
     df = read_table(
         url,
         f"""WITH day_pis AS (
-                SELECT coalesce(array_agg(pi), '{{}}') AS ids
-                FROM analytics.reconciliation_lines l,
-                     unnest(string_to_array(l.payment_intent_ids, ',')) pi
-                WHERE l.day = '{day}')
-            SELECT 'payment ' || pi AS key, l.day
-            FROM analytics.reconciliation_lines l, day_pis,
-                 unnest(string_to_array(l.payment_intent_ids, ',')) pi
-            WHERE string_to_array(l.payment_intent_ids, ',') && day_pis.ids
-              AND pi = ANY (day_pis.ids)
+                SELECT DISTINCT l.day, u.pi
+                FROM analytics.reconciliation_lines l
+                CROSS JOIN LATERAL unnest(string_to_array(l.payment_intent_ids, ',')) AS u(pi)
+                WHERE {days_sql(days, "l.day")}),
+            day_sessions AS (
+                SELECT DISTINCT day, session_id FROM analytics.reconciliation_lines
+                WHERE {days_sql(days)} AND category <> 'orphan_payment')
+            SELECT d.day, 'payment ' || u.pi AS key, l.day AS line_day
+            FROM analytics.reconciliation_lines l
+            CROSS JOIN LATERAL unnest(string_to_array(l.payment_intent_ids, ',')) AS u(pi)
+            JOIN day_pis d ON d.pi = u.pi
             UNION ALL
-            SELECT 'session ' || l.session_id, l.day FROM analytics.reconciliation_lines l
-            WHERE l.category <> 'orphan_payment' AND l.session_id IN (
-                SELECT session_id FROM analytics.reconciliation_lines
-                WHERE day = '{day}' AND category <> 'orphan_payment')""",
-        {"key": pl.String, "day": pl.Date},
+            SELECT d.day, 'session ' || l.session_id, l.day
+            FROM analytics.reconciliation_lines l JOIN day_sessions d USING (session_id)
+            WHERE l.category <> 'orphan_payment'""",
+        {"day": pl.Date, "key": pl.String, "line_day": pl.Date},
     )
-    return validate("reconciliation_keys", df, [E.ExpectColumnValuesToBeUnique(column="key")])
+    return RECONCILIATION_KEYS.run(df, days)
 
 
 ASSETS = [reconciliation]
 CHECKS = [
-    _asset_check(
+    daily_check(
         check_reconciliation_totals_balance,
         asset=reconciliation,
         description="Per site, day and currency: net = captured - refunded - fees, equal to the "
@@ -285,7 +300,7 @@ CHECKS = [
         "settlement currency) and to the sum of the lines. Not blocking: "
         "a sync that has not fetched every balance transaction yet fails it until the next run.",
     ),
-    _asset_check(
+    daily_check(
         check_reconciliation_no_session_twice,
         asset=reconciliation,
         blocking=True,
