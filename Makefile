@@ -42,6 +42,7 @@ test: $(STAMP) browser conformance
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/dg check defs --log-level warning
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -48,6 +48,7 @@ ALL_CHECKS = [
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
+    executor=dg.in_process_executor,  # a run is one process: see README, "The Dagster UI"
     jobs=[
         automation.analytics_job,
         automation.stripe_job,
