@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -352,16 +353,28 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from chargeops.db import resolve_database_url
-    from chargeops.periods import PARTITIONS_START_ENV, partitions_start
+    from chargeops.periods import (
+        PARTITIONS_START_ENV,
+        PARTITIONS_START_FILE,
+        partitions_start,
+        record_data_start,
+    )
 
     start, end = _date_range(args)
-    if start < partitions_start():  # before pipelines are imported: it defines the partitions
-        os.environ[PARTITIONS_START_ENV] = start.isoformat()
+    settings = _settings(args)
+    # before the pipelines are imported: the first day defines the partitions
+    if start < partitions_start() and os.environ.get(PARTITIONS_START_ENV, "").strip():
+        os.environ[PARTITIONS_START_ENV] = start.isoformat()  # the variable wins: this run only
         print(
             f"note: {start} is before the first partition; using {PARTITIONS_START_ENV}="
             f"{os.environ[PARTITIONS_START_ENV]} (set it for `make ui` too)"
         )
-    settings = _settings(args)
+    elif start < partitions_start():
+        record_data_start(settings.data_dir, start)
+        print(
+            f"note: the partitions now start at {start}, recorded in "
+            f"{settings.data_dir / PARTITIONS_START_FILE} (reload the code location in the UI)"
+        )
     _setup_logging(settings.override(log_level="WARNING"))
     from pipelines.runner import DagsterRunner
 
@@ -613,6 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "data_dir", None):
+        # the flag is the variable for the whole process: the pipelines, imported later, read
+        # the partitions' first day from the data folder CHARGEOPS_DATA_DIR names
+        os.environ["CHARGEOPS_DATA_DIR"] = str(args.data_dir)
     try:
         return args.func(args)
     except ConfigError as e:

@@ -113,6 +113,11 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
         f"(OCPP 1.6J: {versions['1.6']}, 2.0.1: {versions['2.0.1']}), "
         f"{fleet.days:g} days from {fleet.start:%Y-%m-%d}, seed {fleet.seed}"
     )
+    from chargeops.periods import record_data_start
+
+    # the Dagster partitions start at the first simulated day (here and in `make ui`); a reset
+    # cleared the raw tables, so what an earlier run recorded goes
+    record_data_start(settings.data_dir, analytics_days(fleet.start, fleet.days)[0], replace=reset)
     timings["registry"] = time.perf_counter() - t
 
     t = stage("4/10 collector and simulated fleet")

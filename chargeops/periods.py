@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 FORMS = "2026Q3, 2026, 2026-07, 2026-W47, 2026-11-24 or START..END (e.g. 2026-07-01..2026-09-30)"
 
@@ -117,15 +119,70 @@ def quarter_start(day: date) -> date:
 
 
 PARTITIONS_START_ENV, PARTITIONS_START_DEFAULT = "CHARGEOPS_PARTITIONS_START", "2024-01-01"
+# the first day of data this data folder holds, as the demo, `chargeops import`, `chargeops
+# backfill` and the collector record it: `<CHARGEOPS_DATA_DIR>/partitions_start`, one ISO date
+PARTITIONS_START_FILE = "partitions_start"
 
 
-def partitions_start() -> date:
-    """The first day of the Dagster partitions (`CHARGEOPS_PARTITIONS_START`); history imported
-    from before it needs an earlier value, in the UI's environment too."""
+def _data_dir(env: Mapping[str, str]) -> Path:
+    return Path(env["CHARGEOPS_DATA_DIR"]) if "CHARGEOPS_DATA_DIR" in env else Path(".data")
+
+
+def recorded_start_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the data folder (CHARGEOPS_DATA_DIR, as `Settings` reads it) records its first day."""
     import os
 
-    raw = os.environ.get(PARTITIONS_START_ENV) or PARTITIONS_START_DEFAULT
+    return _data_dir(os.environ if env is None else env) / PARTITIONS_START_FILE
+
+
+def recorded_start(env: Mapping[str, str] | None = None) -> date | None:
+    """The first day of data recorded in the data folder, None when nothing is recorded."""
+    path = recorded_start_path(env)
+    try:
+        raw = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"{path} holds {raw[:40]!r}, not an ISO date: correct or delete it"
+        ) from None
+
+
+def partitions_start(env: Mapping[str, str] | None = None) -> date:
+    """The first day of the Dagster partitions: `CHARGEOPS_PARTITIONS_START` when set, else the
+    first day of data recorded in the data folder (`record_data_start`), else 2024-01-01.
+
+    Every process that loads the pipelines reads the same: the demo, the CLI and the code location
+    `dagster dev` starts (in a process of its own) all see the same CHARGEOPS_DATA_DIR folder."""
+    import os
+
+    env = os.environ if env is None else env
+    raw = env.get(PARTITIONS_START_ENV, "").strip()
+    if not raw:
+        return recorded_start(env) or date.fromisoformat(PARTITIONS_START_DEFAULT)
     try:
         return date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"{PARTITIONS_START_ENV}={raw!r} is not an ISO date") from None
+
+
+def record_data_start(data_dir: Path, first: date, *, replace: bool = False) -> date:
+    """Record that the data folder holds data from `first` on, so the partitions start there.
+
+    The earlier of `first` and what is recorded is kept (an import of older history moves the
+    start back; new data never moves it forward), unless `replace` (the demo, which has just
+    cleared the raw tables). The file is replaced atomically; the recorded day is returned."""
+    import os
+
+    path = Path(data_dir) / PARTITIONS_START_FILE
+    if not replace:
+        known = recorded_start({"CHARGEOPS_DATA_DIR": str(data_dir)})
+        if known is not None and known <= first:
+            return known
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{PARTITIONS_START_FILE}.{os.getpid()}")
+    tmp.write_text(first.isoformat() + "\n")
+    os.replace(tmp, path)
+    return first

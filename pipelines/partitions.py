@@ -1,5 +1,6 @@
-"""Daily partitions in UTC from a configured start date (CHARGEOPS_PARTITIONS_START, default
-2024-01-01); today's partition exists so late data for it can be materialised too."""
+"""Daily partitions in UTC from the first day of data: CHARGEOPS_PARTITIONS_START when set, else
+the day the data folder records (`chargeops.periods.partitions_start`), else 2024-01-01; today's
+partition exists so late data for it can be materialised too."""
 
 from __future__ import annotations
 

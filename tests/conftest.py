@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,12 @@ import pytest
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v201 import ChargePoint as Cp201
 from websockets.asyncio.client import connect as ws_connect
+
+# The pipelines read these when first imported (at collection): the tests' partitions start at
+# 2024-01-01, whatever first day a developer's own `.data` records (`chargeops.periods`), and
+# nothing the tests run in process writes into that `.data`.
+os.environ.setdefault("CHARGEOPS_PARTITIONS_START", "2024-01-01")
+os.environ.setdefault("CHARGEOPS_DATA_DIR", tempfile.mkdtemp(prefix="chargeops-tests-data-"))
 
 from chargeops.db import RAW_TABLES, create_database, drop_database, resolve_database_url, upgrade
 from chargeops.settings import Settings

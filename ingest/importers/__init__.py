@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from chargeops.periods import PARTITIONS_START_ENV, partitions_start
+from chargeops.periods import PARTITIONS_START_ENV, partitions_start, record_data_start
 from chargeops.settings import ConfigError, Settings
 from ingest.importers.common import Parsed
 
@@ -147,6 +147,9 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
         parsed.errors = sorted([*parsed.errors, *result.errors], key=lambda e: e.line)
         if refused:
             result = None
+        elif not args.dry_run and parsed.sessions.height:
+            # the data folder now holds data from this day on: the partitions start there
+            record_data_start(settings.data_dir, parsed.sessions["start_ts"].min().date())
     _summary(out, path, args, parsed, result, refused)
     return 1 if parsed.errors or refused else 0
 
@@ -244,8 +247,8 @@ def _summary(out, path: Path, args: argparse.Namespace, parsed: Parsed, result, 
             f"to see them in the analytics and reports: chargeops backfill --from {first} "
             f"--to {last} --reports"
         )
-        if first < partitions_start():
+        if first < partitions_start():  # only where the variable is set: it always wins
             out.print(
-                f"these days are before the first Dagster partition ({partitions_start()}): "
-                f"open the UI with {PARTITIONS_START_ENV}={first} make ui"
+                f"these days are before the first Dagster partition ({PARTITIONS_START_ENV}="
+                f"{partitions_start()}): open the UI with {PARTITIONS_START_ENV}={first} make ui"
             )
