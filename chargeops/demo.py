@@ -10,8 +10,10 @@ wall time the demo takes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -240,23 +242,38 @@ def analytics_days(start, days: float) -> list:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Environment variables set for the block, then restored (or removed) as they were."""
+    import os
+
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_payments(dagster: DagsterRunner, url: str, days: list, seed: int, console: Console) -> dict:
     """A local server speaking Stripe's API, seeded with a payment per priced session and a share
     of realistic discrepancies; the real SDK syncs it (job `stripe_sync`), then every day is
     reconciled (job `reconciliation_daily`)."""
     from pipelines.payments.seed import seeded_local_stripe
-    from pipelines.resources import StripeResource
 
     with seeded_local_stripe(url, seed=seed, discrepancy_share=0.1) as (server, truth):
         console.print(
             f"local Stripe at {server.base_url}: {truth.height} seeded payments and discrepancies"
         )
-        dagster.run(
-            "Stripe sync",
-            "stripe_sync",
-            [("stripe_payments", None)],
-            stripe=StripeResource(api_key=server.api_key, api_base=server.base_url),
-        )
+        # the code location's own StripeResource reads the key from STRIPE_API_KEY (a dg.EnvVar),
+        # as a run launched from the UI does: a key passed as a value would be kept in the run's
+        # snapshot in Dagster's storage
+        with _environ(STRIPE_API_KEY=server.api_key, CHARGEOPS_STRIPE_API_BASE=server.base_url):
+            dagster.run("Stripe sync", "stripe_sync", [("stripe_payments", None)])
     dagster.run("reconciliation", "reconciliation_daily", [(str(d), d.isoformat()) for d in days])
     from chargeops.db import connect
 

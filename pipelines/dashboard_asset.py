@@ -16,6 +16,7 @@ import polars as pl
 from chargeops.periods import day_period, iso_week
 from models import artifacts
 from pipelines import metadata as md
+from pipelines.jobmeta import TRIGGER_TAG, job_args
 from pipelines.partitions import daily, weekly
 from pipelines.resources import (
     DashboardResource,
@@ -136,10 +137,23 @@ def operator_dashboard_weekly(
 
 
 daily_job = dg.define_asset_job(
-    "operator_dashboard_daily_job", selection=[operator_dashboard_daily]
+    "operator_dashboard_daily_job",
+    selection=[operator_dashboard_daily],
+    **job_args(
+        "dashboard",
+        "The daily operator dashboard of one day, per audience: files under "
+        "<reports>/<day>/dashboard/, mailed where SMTP and recipients are set. Schedule "
+        "dashboard_daily (06:00 UTC).",
+    ),
 )
 weekly_job = dg.define_asset_job(
-    "operator_dashboard_weekly_job", selection=[operator_dashboard_weekly]
+    "operator_dashboard_weekly_job",
+    selection=[operator_dashboard_weekly],
+    **job_args(
+        "dashboard",
+        "The weekly operator dashboard of one ISO week, per audience, mailed as the daily one. "
+        "Schedule dashboard_weekly (07:00 UTC, once the week is whole in every site's zone).",
+    ),
 )
 
 
@@ -155,22 +169,34 @@ def _request(
             f"({', '.join(zones)})"
         )
     return dg.RunRequest(
-        run_key=f"dashboard-{period.label}", partition_key=period.start.isoformat()
+        run_key=f"dashboard-{period.label}",
+        partition_key=period.start.isoformat(),
+        tags={TRIGGER_TAG: "dashboard_weekly" if weekly else "dashboard_daily"},
     )
 
 
-@dg.schedule(job=daily_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
+@dg.schedule(
+    job=daily_job,
+    cron_schedule="0 6 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="06:00 UTC, after the night's analytics (00:30) and reconciliation (02:00): "
+    "the daily dashboard of the last local day whose UTC partitions are all computed "
+    "(yesterday; the day before when a site is west of UTC), once per day.",
+)
 def dashboard_daily(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    """At 06:00 UTC, after the night's analytics (00:30) and reconciliation (02:00): the last
-    local day whose UTC partitions are all computed (yesterday; the day before when a site is
-    west of UTC, whose yesterday ends in today's UTC partition)."""
     return _request(context, database, weekly=False)
 
 
-@dg.schedule(job=weekly_job, cron_schedule="0 7 * * *", execution_timezone="UTC")
+@dg.schedule(
+    job=weekly_job,
+    cron_schedule="0 7 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="07:00 UTC every day: the weekly dashboard of the ISO week that has just become "
+    "whole in every site's local time, once (Monday; Tuesday when a site is west of UTC).",
+)
 def dashboard_weekly(context: dg.ScheduleEvaluationContext, database: DatabaseResource):
-    """Every day at 07:00 UTC, the ISO week that has just become whole in every site's local
-    time, once: on Monday for sites at or east of UTC, on Tuesday when a site is west of it."""
     return _request(context, database, weekly=True)
 
 

@@ -1,8 +1,10 @@
 """The Dagster code location (`[tool.dagster] module_name`): every asset with its checks, the
-resources (database, Stripe, reports folder, model store, SMTP, dashboard recipients), the jobs,
-schedules and the late-data sensor."""
+resources (database, Stripe, reports folder, model store, SMTP, dashboard recipients, alerts),
+the jobs, schedules and sensors (late data, run failures)."""
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 
@@ -18,6 +20,7 @@ from pipelines.assets import ASSETS
 from pipelines.checks import CHECKS
 from pipelines.payments import ingest_asset, reconciliation_asset
 from pipelines.resources import (
+    AlertsResource,
     DashboardResource,
     DatabaseResource,
     ModelStoreResource,
@@ -45,35 +48,29 @@ ALL_CHECKS = [
     *maintenance.CHECKS,
 ]
 
+
+def _secret(name: str) -> dg.EnvVar | str:
+    """`dg.EnvVar(name)` where the variable is set, else empty (the resource then goes without:
+    no SMTP login, no webhook) rather than a run that fails for a variable nobody needs."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
     executor=dg.in_process_executor,  # a run is one process: see README, "The Dagster UI"
-    jobs=[
-        automation.analytics_job,
-        automation.stripe_job,
-        automation.reconciliation_job,
-        automation.evchart_job,
-        automation.uk_job,
-        *maintenance.JOBS,
-        *dashboard_asset.JOBS,
-    ],
-    schedules=[
-        automation.previous_day,
-        automation.stripe_hourly,
-        automation.reconcile_recent_days,
-        automation.quarterly_reports,
-        automation.uk_yearly,
-        *maintenance.SCHEDULES,
-        *dashboard_asset.SCHEDULES,
-    ],
-    sensors=[automation.late_data],
+    jobs=[*automation.JOBS, *maintenance.JOBS, *dashboard_asset.JOBS],
+    schedules=[*automation.SCHEDULES, *maintenance.SCHEDULES, *dashboard_asset.SCHEDULES],
+    sensors=automation.SENSORS,
     resources={
         "database": DatabaseResource(),
-        "stripe": StripeResource(),
+        # secrets as environment variables: the UI and the runs' snapshots show the variable's
+        # name, the value is read where the run executes
+        "stripe": StripeResource(api_key=dg.EnvVar("STRIPE_API_KEY")),
         "reports": ReportsResource(),
         "model_store": ModelStoreResource(),
-        "smtp": SmtpResource(),
+        "smtp": SmtpResource(password=_secret("CHARGEOPS_SMTP_PASSWORD")),
         "dashboard_recipients": DashboardResource(),
+        "alerts": AlertsResource(webhook_url=_secret("CHARGEOPS_ALERT_WEBHOOK")),
     },
 )

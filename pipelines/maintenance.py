@@ -20,6 +20,7 @@ from models.train import TrainConfig, train
 from models.train import _importance as permutation_importance
 from pipelines import metadata as md
 from pipelines.assets import daily_asset, sessions, uptime, utilisation
+from pipelines.jobmeta import TRIGGER_TAG, job_args
 from pipelines.partitions import partition_day
 from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ModelStoreResource
@@ -359,35 +360,74 @@ ASSETS = [maintenance_features, maintenance_model, maintenance_scores]
 CHECKS = [maintenance_model_beats_baseline]
 
 maintenance_weekly_job = dg.define_asset_job(
-    "maintenance_weekly", selection=dg.AssetSelection.assets(maintenance_model)
+    "maintenance_weekly",
+    selection=dg.AssetSelection.assets(maintenance_model),
+    **job_args(
+        "maintenance",
+        "Retrain the outage-risk model on every feature day up to the last labelled one; a new "
+        "model version in the model store. Schedule maintenance_weekly (Mondays 02:00 UTC).",
+    ),
 )
 maintenance_daily_job = dg.define_asset_job(
     "maintenance_daily",
     selection=dg.AssetSelection.assets(maintenance_features, maintenance_scores),
+    **job_args(
+        "maintenance",
+        "One UTC day's maintenance features per connector and its risk scores with the latest "
+        "model. Schedule maintenance_daily (01:30 UTC, after the day's analytics).",
+    ),
 )
 
 
-@dg.schedule(job=maintenance_weekly_job, cron_schedule="0 2 * * 1", execution_timezone="UTC")
+@dg.schedule(
+    job=maintenance_weekly_job,
+    cron_schedule="0 2 * * 1",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Mondays 02:00 UTC: maintenance_weekly retrains the model on everything up to "
+    "the last complete day.",
+)
 def maintenance_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Mondays 02:00 UTC: retrain on everything up to the last complete day."""
     week = context.scheduled_execution_time.astimezone(UTC).date().isoformat()
-    return dg.RunRequest(run_key=f"maintenance-{week}")
+    return dg.RunRequest(run_key=f"maintenance-{week}", tags={TRIGGER_TAG: "maintenance_weekly"})
 
 
-@dg.schedule(job=maintenance_daily_job, cron_schedule="30 1 * * *", execution_timezone="UTC")
+@dg.schedule(
+    job=maintenance_daily_job,
+    cron_schedule="30 1 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="01:30 UTC, after the analytics of the day that ended (00:30): maintenance_daily "
+    "for that day, its features and scores.",
+)
 def maintenance_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """01:30 UTC, after the analytics of the day that ended: its features and scores."""
     day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
-    return dg.RunRequest(run_key=f"maintenance-{day}", partition_key=day.isoformat())
+    return dg.RunRequest(
+        run_key=f"maintenance-{day}",
+        partition_key=day.isoformat(),
+        tags={TRIGGER_TAG: "maintenance_daily"},
+    )
 
 
 # the two halves of maintenance_daily apart: a backfill (the demo's) computes every day's features
 # before the first training, and scores every day after it
 maintenance_features_job = dg.define_asset_job(
-    "maintenance_features_daily", selection=dg.AssetSelection.assets(maintenance_features)
+    "maintenance_features_daily",
+    selection=dg.AssetSelection.assets(maintenance_features),
+    **job_args(
+        "maintenance",
+        "One UTC day's maintenance features alone (backfills: every day's features before the "
+        "first training).",
+    ),
 )
 maintenance_scores_job = dg.define_asset_job(
-    "maintenance_scores_daily", selection=dg.AssetSelection.assets(maintenance_scores)
+    "maintenance_scores_daily",
+    selection=dg.AssetSelection.assets(maintenance_scores),
+    **job_args(
+        "maintenance",
+        "One UTC day's risk scores alone, with the latest model (backfills: every day after a "
+        "training).",
+    ),
 )
 
 SCHEDULES = [maintenance_weekly, maintenance_daily]

@@ -117,3 +117,40 @@ class DashboardResource(dg.ConfigurableResource):
         from reports import recipients
 
         return recipients.from_env(sites, path=self.recipients_file)
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Who hears of a failed run (the `run_failure_alert` sensor). Empty fields fall back to the
+    environment: CHARGEOPS_ALERT_TO (comma-separated addresses, mailed through the SMTP resource),
+    CHARGEOPS_ALERT_WEBHOOK (a URL that gets a JSON POST; it may hold a token, so the Definitions
+    pass it as an `EnvVar`) and CHARGEOPS_UI_URL (the Dagster UI the message links to)."""
+
+    to: str = ""
+    webhook_url: str = ""
+    ui_url: str = ""
+
+    def recipients(self) -> tuple[str, ...]:
+        import os
+
+        from reports.recipients import parse_addresses
+
+        raw = self.to or os.environ.get("CHARGEOPS_ALERT_TO", "")
+        if not raw.strip():
+            return ()
+        return parse_addresses([a for a in raw.split(",") if a.strip()], "CHARGEOPS_ALERT_TO")
+
+    def webhook(self) -> str:
+        import os
+
+        from chargeops.settings import ConfigError
+
+        url = (self.webhook_url or os.environ.get("CHARGEOPS_ALERT_WEBHOOK", "")).strip()
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise ConfigError("CHARGEOPS_ALERT_WEBHOOK is not an http:// or https:// URL")
+        return url
+
+    def ui(self) -> str:
+        import os
+
+        url = self.ui_url or os.environ.get("CHARGEOPS_UI_URL", "") or "http://127.0.0.1:3000"
+        return url.rstrip("/")

@@ -68,8 +68,11 @@ class DagsterRunner:
         self.runs = 0
 
     def resources(self, **extra) -> dict:
+        # DATABASE_URL may hold a password: as a dg.EnvVar the runs' snapshots keep its name (the
+        # embedded default's URL, which has none, is passed as it is)
+        url = dg.EnvVar("DATABASE_URL") if os.environ.get("DATABASE_URL") == self.url else self.url
         return {
-            "database": DatabaseResource(url=self.url),
+            "database": DatabaseResource(url=url),
             "reports": ReportsResource(directory=str(self.settings.reports_path.resolve())),
             "model_store": ModelStoreResource(
                 directory=str((self.settings.data_dir / "models").resolve())

@@ -148,7 +148,7 @@ def test_definitions_have_the_whole_graph():
         "uk_reliability_yearly_schedule", "maintenance_daily", "maintenance_weekly",
         "dashboard_daily", "dashboard_weekly",
     }  # fmt: skip
-    assert {s.name for s in defs.sensors} == {"late_data"}
+    assert {s.name for s in defs.sensors} == {"late_data", "run_failure_alert"}
 
 
 def test_checks_are_partitioned_like_their_assets():
