@@ -174,7 +174,7 @@ class Validation:
         """GX's verdict first (result format BOOLEAN_ONLY: about half the cost of a full result,
         and what a passing run needs); only when an expectation failed, the failing rows with
         their index columns, the day first (COMPLETE), to attribute them to their days."""
-        frame = df.with_columns(pl.col("day").cast(pl.String)).to_pandas()
+        frame = df.with_columns(pl.col(pl.Date).cast(pl.String)).to_pandas()  # days as ISO text
         params = dict(parameters) if parameters else None
         definition = self.definition()
         result = definition.run(

@@ -252,7 +252,8 @@ def test_per_day_results_of_a_range_equal_the_days_own(three_days, database_url)
     unusual = checks.check_sessions_unusual(database_url, DAYS)
     assert {d: r.metadata["zero_length"].value for d, r in unusual.items()} == {D0: 0, D1: 1, D2: 0}
     twice = rec.check_reconciliation_no_session_twice(database_url, DAYS)
-    assert "key=session CP-A:T1" in twice[D0].metadata["failures"].value
+    # the key and the day of each line it is on
+    assert "key=session CP-A:T1 line_day=2025-06-10" in twice[D0].metadata["failures"].value
     assert "key=payment pi_b" in twice[D2].metadata["failures"].value
 
 
