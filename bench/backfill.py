@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # the project, not bench/ (bench/dagster.py would shadow `dagster`)
 ACN = ROOT.parent / "shared" / "data" / "acn-jpl-2021" / "acndata_sessions.json"
 FIRST = date(2021, 6, 1)  # inside the file's span (2021-05-01 .. 2021-09-14)
 

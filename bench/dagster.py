@@ -112,6 +112,11 @@ def main() -> int:
         with DevServer(env, tmp / "dev.log", timeout=300) as ui:
             figures["load"] = ui.load_seconds
             print(f"dev server: code location {ui.location!r} loaded in {ui.load_seconds:.1f} s")
+            stopped, terminated = ui.pause_automation()
+            print(
+                f"automation turned off for the bench: {len(stopped)} schedules and sensors, "
+                f"{terminated} runs they had requested terminated"
+            )
             submit = time.time()
             run = ui.wait_run(ui.launch_partition(JOB, FIRST.isoformat()))
             figures["b"] = time.time() - submit

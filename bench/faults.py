@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # the project, not bench/ (bench/dagster.py would shadow `dagster`)
 
 from chargeops.db import create_database, drop_database, resolve_database_url, upgrade  # noqa: E402
 from chargeops.settings import Settings  # noqa: E402

@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # the project, not bench/ (bench/dagster.py would shadow `dagster`)
 
 from ocpp.v16 import ChargePoint as Cp16  # noqa: E402
 from ocpp.v16 import call  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: see bench/checks.py
 
 from pipelines.payments import reconcile as logic  # noqa: E402
 

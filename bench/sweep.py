@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: see bench/checks.py
 
 from chargeops.db import create_database, drop_database, resolve_database_url, upgrade  # noqa: E402
 from chargeops.settings import Settings  # noqa: E402
