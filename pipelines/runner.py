@@ -126,7 +126,7 @@ class DagsterRunner:
 
     def _execute(self, job_def, instance, what: str, resources: dict, key=None, keys=None):
         """One run of `job_def`: of partition `key`, or of the range of partition `keys`."""
-        tags = {"chargeops/stage": what}
+        tags = {"chargeops/cli_stage": what}  # the job keeps its own chargeops/stage
         if keys:
             tags[RANGE_START], tags[RANGE_END] = keys[0], keys[-1]
         self.runs += 1

@@ -151,9 +151,7 @@ def range_summary(days: list[date], figures: dict[date, dict]) -> dict:
     )
     columns = [dg.TableColumn("day", "string"), *(dg.TableColumn(k, "float") for k in numeric)]
     records = [
-        dg.TableRecord(
-            {"day": d.isoformat(), **{k: values[d][k] for k in numeric if k in values[d]}}
-        )
+        dg.TableRecord({"day": d.isoformat(), **{k: values[d].get(k) for k in numeric}})
         for d in days
         if d in values
     ]

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from chargeops.settings import Settings
-from pipelines.runner import DagsterRunner, day_ranges
+from pipelines.runner import RANGE_END, RANGE_START, DagsterRunner, day_ranges
 from tests.test_analytics_pipeline import D, _scenario
 
 DAYS = [D - timedelta(days=1), D, D + timedelta(days=1)]
@@ -22,7 +22,7 @@ TABLES = {  # a table each daily asset writes, and its key columns
     "utilisation_hourly": "charge_point_id, evse_id, connector_id, hour_ts",
     "uptime_daily": "charge_point_id, evse_id, connector_id",
     "energy_connector_day": "charge_point_id, evse_id, connector_id",
-    "peak_usage": "site_id, weekday, hour",
+    "peak_usage": "site_id, local_weekday, local_hour",
     "expected_revenue": "session_id",
     "emissions_session_day": "session_id",
 }
@@ -84,14 +84,15 @@ def test_a_range_run_gives_what_a_run_per_day_gives(runner, database_url):
     per_day = {d.isoformat(): sum(1 for r in ranged["sessions"] if r[0] == d) for d in DAYS}
     assert observed == per_day and per_day[D.isoformat()] > 0
     # the range run's checks are evaluated per day
+    range_run = dg.RunsFilter(
+        tags={RANGE_START: DAYS[0].isoformat(), RANGE_END: DAYS[-1].isoformat()}
+    )
+    (first,) = instance.get_runs(filters=range_run)
     evaluations = [
-        e.event_log_entry.dagster_event.event_specific_data.partition
-        for e in instance.get_event_records(
-            dg.EventRecordsFilter(
-                dg.DagsterEventType.ASSET_CHECK_EVALUATION, asset_key=dg.AssetKey("uptime")
-            )
-        )
+        e.dagster_event.event_specific_data
+        for e in instance.all_logs(first.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     ]
+    evaluations = [e.partition for e in evaluations if e.asset_key == dg.AssetKey("uptime")]
     assert sorted(set(evaluations)) == [d.isoformat() for d in DAYS]
 
 
