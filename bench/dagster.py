@@ -1,7 +1,9 @@
 """A partition and a backfill launched from the Dagster UI against the same work in process. On
 one scratch database holding the real ACN-Data JPL file (`chargeops import acn`):
 
-  (a) one `analytics_daily` partition in process (`DagsterRunner.analytics`, after a warm-up);
+  (a) one `analytics_daily` partition in process (`DagsterRunner.analytics`, after a warm-up),
+      its events recorded in an instance as `chargeops backfill` does (and, for reference, in
+      memory);
   (b) the same partition launched through the GraphQL API of a running `dg dev` (tmp
       DAGSTER_HOME, DATABASE_URL set), as the UI's Materialize does, from submit to success;
   (c) a backfill of N days (default 30) of the job's assets launched the same way
@@ -48,6 +50,20 @@ def _import_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def received_earlier(url: str, hours: int = 2) -> None:
+    """The imported rows as received `hours` ago. Received just now, they are late data for every
+    imported day, and the late-data sensor (on by default, looking back an hour on its first
+    tick) would queue a run per day ahead of what the bench launches."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in ("meter_value", "status_event", "transaction_event"):
+            conn.execute(
+                f"UPDATE {table} SET received_at = received_at - make_interval(hours => %s)",
+                (hours,),
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30, help="days of the backfill (default 30)")
@@ -77,23 +93,31 @@ def main() -> int:
         upgrade(url)
         os.environ["DATABASE_URL"] = url
         assert cli(["import", "acn", str(ACN)]) == 0
+        received_earlier(url)
         figures["import"] = _import_seconds()
         print(f"import pipelines.definitions in a fresh process: {figures['import']:.1f} s")
 
-        # (a) and (d): in process
-        runner = DagsterRunner(url, Settings(database_url=url, data_dir=data), ephemeral=True)
-        runner.analytics([FIRST - timedelta(days=1)])  # warm: imports, first connections
-        t = time.perf_counter()
-        runner.analytics([FIRST])
-        figures["a"] = time.perf_counter() - t
-        print(f"(a) one partition in process: {figures['a']:.1f} s")
+        # (a) and (d): in process, as `chargeops backfill` runs them (the run events recorded
+        # in an instance under the data folder, as the UI's are), and with the events in memory
+        settings = Settings(database_url=url, data_dir=data)
+        runners = {"recorded": DagsterRunner(url, settings), "in memory": None}
+        runners["in memory"] = DagsterRunner(url, settings, ephemeral=True)
         days = [FIRST + timedelta(days=i) for i in range(args.days)]
-        if not args.skip_backfill:
+        for label, runner in runners.items():
+            runner.analytics([FIRST - timedelta(days=1)])  # warm: imports, first connections
             t = time.perf_counter()
-            runner.analytics(days)
-            figures["d"] = time.perf_counter() - t
-            print(f"(d) {args.days} days in process: {figures['d']:.1f} s")
-        print(f"in-process failures: {runner.failures}")
+            runner.analytics([FIRST])
+            figures.setdefault("a", time.perf_counter() - t)
+            print(f"(a) one partition in process, events {label}: {time.perf_counter() - t:.1f} s")
+            if not args.skip_backfill:
+                t = time.perf_counter()
+                runner.analytics(days)
+                figures.setdefault("d", time.perf_counter() - t)
+                print(
+                    f"(d) {args.days} days in process, events {label}: "
+                    f"{time.perf_counter() - t:.1f} s"
+                )
+            print(f"in-process failures ({label}): {runner.failures}")
 
         # (b) and (c): through the UI's GraphQL API
         home = tmp / "dagster"
@@ -146,14 +170,14 @@ def main() -> int:
 
     goal_b = 2 * figures["a"] + 5
     print(
-        f"one partition: UI {figures['b']:.1f} s vs in process {figures['a']:.1f} s = "
+        f"one partition: UI {figures['b']:.1f} s vs in process (recorded) {figures['a']:.1f} s = "
         f"{figures['b'] / figures['a']:.1f}x; goal <= 2x + 5 s = {goal_b:.1f} s: "
         f"{'met' if figures['b'] <= goal_b else 'missed'}"
     )
     if "c" in figures:
         ratio = figures["c"] / figures["d"]
         print(
-            f"{args.days}-day backfill: UI {figures['c']:.1f} s vs in-process loop "
+            f"{args.days}-day backfill: UI {figures['c']:.1f} s vs in-process loop (recorded) "
             f"{figures['d']:.1f} s = {ratio:.2f}x; goal <= 1.5x: {'met' if ratio <= 1.5 else 'missed'}"
         )
     return 0

@@ -9,6 +9,7 @@ an empty result and a full one have the same columns and dtypes.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -92,6 +93,18 @@ def _alive(conn) -> bool:
 def _close(conn) -> None:
     with suppress(Exception):  # already broken: nothing more to release
         conn.close()
+
+
+@atexit.register
+def _close_idle() -> None:
+    """At exit, close this process's idle connections while the driver is still whole (left to
+    the interpreter's teardown, each one's `__del__` prints a TypeError in every run's log). A
+    forked child's copies of its parent's are left alone: closing them would end the parent's."""
+    with _idle_lock:
+        mine = [k for k in _idle if k[0] == os.getpid()]
+        conns = [conn for k in mine for conn, _ in _idle.pop(k)]
+    for conn in conns:
+        _close(conn)
 
 
 def read_table(url: str, sql: str, schema: dict) -> pl.DataFrame:

@@ -236,6 +236,39 @@ class DevServer:
                 raise TimeoutError(f"daemons not healthy in {self.timeout} s: {statuses}")
             time.sleep(0.5)
 
+    def pause_automation(self) -> tuple[list[str], int]:
+        """Turn every running schedule and sensor off, as the UI's toggles do, and terminate the
+        runs they requested meanwhile (the late-data sensor asks for every day an import just
+        filled): the bench and the tests measure what they launch, nothing else. Returns the
+        names turned off and the runs terminated."""
+        repo = {"repositoryName": self.repository, "repositoryLocationName": self.location}
+        found = self.graphql(AUTOMATION, {"repo": repo})
+        stopped = []
+        for sensor in found["sensorsOrError"].get("results", []):
+            if sensor["sensorState"]["status"] == "RUNNING":
+                self.graphql(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})
+                stopped.append(sensor["name"])
+        for schedule in found["schedulesOrError"].get("results", []):
+            if schedule["scheduleState"]["status"] == "RUNNING":
+                self.graphql(STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
+                stopped.append(schedule["name"])
+        live = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
+        terminated = 0
+        for _ in range(2):  # again after a tick that was under way has had time to submit
+            runs = self.graphql(RUNS, {"filter": {"statuses": live}})["runsOrError"]["results"]
+            if runs:
+                self.graphql(TERMINATE, {"runIds": [r["runId"] for r in runs]})
+                terminated += len(runs)
+            time.sleep(3)
+        # a terminated run holds its place in the queue until its process has gone
+        deadline = time.monotonic() + self.timeout
+        busy = [*live, "CANCELING"]
+        while self.graphql(RUNS, {"filter": {"statuses": busy}})["runsOrError"]["results"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"runs still ending after {self.timeout} s")
+            time.sleep(0.5)
+        return stopped, terminated
+
     def job_assets(self, job: str) -> list[list[str]]:
         """The asset keys (as paths) a job materialises."""
         nodes = self.graphql(ASSET_NODES, {"pipeline": self._job(job)})["assetNodes"]
@@ -374,6 +407,16 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
   ... on PartitionBackfill { status numPartitions }
   ... on PythonError { message } } }
 """
+AUTOMATION = """
+query($repo: RepositorySelector!) {
+  sensorsOrError(repositorySelector: $repo) { ... on Sensors { results {
+    name sensorState { id status } } } }
+  schedulesOrError(repositorySelector: $repo) { ... on Schedules { results {
+    name scheduleState { id status } } } } }
+"""
+STOP_SENSOR = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
+STOP_SCHEDULE = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }"
+TERMINATE = "mutation($runIds: [String!]!) { terminateRuns(runIds: $runIds) { __typename } }"
 RUN_LOGS = """
 query($runId: ID!, $cursor: String) { logsForRun(runId: $runId, afterCursor: $cursor) {
   ... on EventConnection { cursor hasMore events { __typename
