@@ -378,7 +378,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _setup_logging(settings.override(log_level="WARNING"))
     from pipelines.runner import DagsterRunner
 
-    runner = DagsterRunner(resolve_database_url(settings), settings)
+    runner = DagsterRunner(resolve_database_url(settings), settings, workers=args.workers)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     runner.analytics(days)
     if args.reports:
@@ -408,6 +408,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from chargeops.ui import run_ui
 
     return run_ui(_settings(args), port=args.ui_port, host=args.ui_host)
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
 
 def _date_range_args(p: argparse.ArgumentParser) -> None:
@@ -569,6 +579,12 @@ def build_parser() -> argparse.ArgumentParser:
     _date_range_args(back)
     back.add_argument(
         "--reports", action="store_true", help="also the quarterly and yearly report files"
+    )
+    back.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="processes that run month-long ranges of days at once (default: 2, or 1 on one core)",
     )
     back.set_defaults(func=cmd_backfill)
 

@@ -4,6 +4,7 @@ partition exists so late data for it can be materialised too."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import date, timedelta
 
 import dagster as dg
@@ -27,6 +28,9 @@ def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCon
         return [date.fromisoformat(k) for k in context.partition_keys]
     return [partition_day(context)]
 
+
+# Dagster calls `backfill_policy` beta: it is the documented way to run a range per run
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of .* is currently in beta")
 
 # a backfill of the daily assets runs up to a month of days per run: the per-run cost (Dagster's
 # step and event handling, resource set-up, the checks' validation) is paid once per range

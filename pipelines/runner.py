@@ -5,6 +5,7 @@ same runs, metadata and check results as if the UI had launched them."""
 import logging
 import os
 import shutil
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -47,10 +48,11 @@ class DagsterRunner:
         console: Console | None = None,
         *,
         ephemeral: bool = False,
+        workers: int = 1,
     ):
         """`ephemeral`: keep the runs' events in memory (the robustness sweep) instead of the
-        instance `make ui` shows."""
-        self.ephemeral = ephemeral
+        instance `make ui` shows. `workers`: processes a backfill's ranges run in at once."""
+        self.ephemeral, self.workers = ephemeral, max(1, workers)
         self.url, self.settings = url, settings
         self.console = console or Console()
         self.home = home = dagster_home(settings.data_dir)
@@ -98,31 +100,66 @@ class DagsterRunner:
 
     def _runs(self, what: str, job: str, runs: list[tuple], resources: dict) -> None:
         """(label, partition key, range) runs: a range (first key, last key) is one run of a
-        backfill's kind; one that fails is run again day by day, so what failed is the day
-        that failed and every other day is done."""
+        backfill's kind, and ranges go `self.workers` at a time in processes of their own (as a
+        Dagster backfill's runs go `max_concurrent_runs` at a time); a range that fails is run
+        again day by day, so what failed is the day that failed and every other day is done."""
         from pipelines.definitions import defs
 
         job_def = defs.resolve_job_def(job)
-        instance_cm = dg.DagsterInstance.ephemeral() if self.ephemeral else dg.DagsterInstance.get()
-        with instance_cm as instance, Progress(
+        with self._instance() as instance, Progress(
             TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
             TimeElapsedColumn(), console=self.console,
         ) as progress:  # fmt: skip
             total = sum(len(keys) if keys else 1 for _, _, keys in runs)
             task = progress.add_task(what, total=total, label="")
+            ranges = [r for r in runs if r[2]]
+            outcomes: dict[str, Outcome] = {}
+            if self.workers > 1 and len(ranges) > 1 and not resources:
+                outcomes = self._in_workers(what, job, ranges, progress, task)
             for label, key, keys in runs:
                 progress.update(task, label=label)
-                result = self._execute(job_def, instance, what, resources, key, keys)
-                if keys and not result.success:
+                outcome = outcomes.get(label)
+                if outcome is None:
+                    result = self._execute(job_def, instance, what, resources, key, keys)
+                    outcome = _outcome(result, job, label)
+                    if outcome.success or not keys:
+                        progress.advance(task, len(keys) if keys else 1)
+                if keys and not outcome.success:
                     for day in keys:  # again one run per day: the failures are the days'
                         progress.update(task, label=day)
-                        self._record(
-                            self._execute(job_def, instance, what, resources, day), job, day
-                        )
+                        result = self._execute(job_def, instance, what, resources, day)
+                        self._take(_outcome(result, job, day))
                         progress.advance(task)
                     continue
-                self._record(result, job, label)
-                progress.advance(task, len(keys) if keys else 1)
+                self._take(outcome)
+
+    def _in_workers(self, what: str, job: str, ranges: list[tuple], progress, task) -> dict:
+        """Run the ranges in `self.workers` processes (spawned: nothing of this one's threads or
+        connections is inherited); their outcomes by label."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        outcomes: dict[str, Outcome] = {}
+        workers = min(self.workers, len(ranges))
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(_range_run, self.url, self.settings, self.ephemeral, what, job, keys): (
+                    label,
+                    keys,
+                )
+                for label, _, keys in ranges
+            }
+            for future in as_completed(futures):
+                label, keys = futures[future]
+                outcome = outcomes[label] = future.result()
+                self.runs += 1
+                if outcome.success:
+                    progress.advance(task, len(keys))
+        return outcomes
+
+    def _instance(self):
+        return dg.DagsterInstance.ephemeral() if self.ephemeral else dg.DagsterInstance.get()
 
     def _execute(self, job_def, instance, what: str, resources: dict, key=None, keys=None):
         """One run of `job_def`: of partition `key`, or of the range of partition `keys`."""
@@ -139,27 +176,11 @@ class DagsterRunner:
             tags=tags,
         )
 
-    def _record(self, result, job: str, label: str) -> None:
-        """Count a run's failed checks (per partition, in a range run) and failed steps."""
-        for evaluation in result.get_asset_check_evaluations():
-            if evaluation.passed:
-                continue
-            where = evaluation.partition or label
-            name = f"{evaluation.check_name} ({where})"
-            if evaluation.severity == dg.AssetCheckSeverity.WARN:
-                self.warnings.append(name)
-                self.console.print(f"[yellow]warning: {name}")
-                continue
-            self.failed.append(name)
-            self.console.print(f"[red]check {evaluation.check_name} failed for {where}")
-        if not result.success:
-            self.failed.append(f"{job} run ({label})")
-            for event in result.get_step_failure_events():
-                error = event.event_specific_data.error
-                while error is not None and error.cause is not None:
-                    error = error.cause  # the user code's own exception
-                message = error.message.strip().splitlines()[-1] if error else "failed"
-                self.console.print(f"[red]{event.step_key} ({label}): {message[:300]}")
+    def _take(self, outcome: "Outcome") -> None:
+        self.failed += outcome.failed
+        self.warnings += outcome.warnings
+        for line in outcome.lines:
+            self.console.print(line)
 
     def analytics(self, days: list[date]) -> None:
         """The `analytics_daily` job (every daily analytics asset with its checks) over `days`:
@@ -221,3 +242,51 @@ class DagsterRunner:
         for f in folders:
             self.console.print(f"dashboards: {f}")
         return {"dashboards": len(emails), "folders": folders, "week": week.label, "day": last}
+
+
+@dataclass
+class Outcome:
+    """What a run left to count: the checks of ERROR severity and the run itself if it failed,
+    the checks of WARN severity, and the lines that say so (picklable: a worker returns it)."""
+
+    success: bool
+    failed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+def _outcome(result, job: str, label: str) -> Outcome:
+    """A run's failed checks (per partition, in a range run) and failed steps."""
+    out = Outcome(success=result.success)
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        where = evaluation.partition or label
+        name = f"{evaluation.check_name} ({where})"
+        if evaluation.severity == dg.AssetCheckSeverity.WARN:
+            out.warnings.append(name)
+            out.lines.append(f"[yellow]warning: {name}")
+            continue
+        out.failed.append(name)
+        out.lines.append(f"[red]check {evaluation.check_name} failed for {where}")
+    if not result.success:
+        out.failed.append(f"{job} run ({label})")
+        for event in result.get_step_failure_events():
+            error = event.event_specific_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause  # the user code's own exception
+            message = error.message.strip().splitlines()[-1] if error else "failed"
+            out.lines.append(f"[red]{event.step_key} ({label}): {message[:300]}")
+    return out
+
+
+def _range_run(
+    url: str, settings: Settings, ephemeral: bool, what: str, job: str, keys: list[str]
+) -> Outcome:
+    """A worker process's range run (`DagsterRunner._in_workers`)."""
+    from pipelines.definitions import defs
+
+    runner = DagsterRunner(url, settings, Console(quiet=True), ephemeral=ephemeral)
+    with runner._instance() as instance:
+        result = runner._execute(defs.resolve_job_def(job), instance, what, {}, keys=keys)
+        return _outcome(result, job, f"{keys[0]}..{keys[-1]}")

@@ -108,7 +108,11 @@ def test_a_day_that_fails_in_a_range_fails_alone(runner, db, database_url):
             FOR EACH ROW EXECUTE FUNCTION analytics.refuse_day();"""
     )
     db.commit()
-    runner.analytics(DAYS)
+    try:
+        runner.analytics(DAYS)
+    finally:  # the database is the session's: the fault goes with the test
+        db.execute("DROP FUNCTION analytics.refuse_day() CASCADE")
+        db.commit()
 
     # the range failed, was run again day by day: only the bad day counts as failed
     assert runner.failed == [f"analytics_daily run ({D})"]
@@ -124,3 +128,20 @@ def test_a_day_that_fails_in_a_range_fails_alone(runner, db, database_url):
     assert instance.get_materialized_partitions(dg.AssetKey("sessions")) == {
         d.isoformat() for d in DAYS
     }
+
+
+def test_ranges_run_two_at_a_time_in_worker_processes(runner, database_url):
+    runner.analytics(DAYS)  # one range, in this process: the reference
+    reference = _tables(database_url)
+
+    runner.workers = 2
+    runner.analytics([DAYS[0], DAYS[2]])  # two ranges (not consecutive): one worker each
+    assert runner.runs == 3 and runner.failures == 0, runner.failed
+    assert _tables(database_url) == reference
+    instance = dg.DagsterInstance.get()
+    ranges = {
+        (r.tags[RANGE_START], r.tags[RANGE_END])
+        for r in instance.get_runs()
+        if RANGE_START in r.tags and r.tags[RANGE_START] == r.tags[RANGE_END]
+    }
+    assert ranges == {(d.isoformat(), d.isoformat()) for d in (DAYS[0], DAYS[2])}
