@@ -1,11 +1,12 @@
 """A partition and a backfill launched from the Dagster UI against the same work in process. On
 one scratch database holding the real ACN-Data JPL file (`chargeops import acn`):
 
-  (a) one `analytics_daily` partition in process (`DagsterRunner.analytics`, after a warm-up),
-      its events recorded in an instance as `chargeops backfill` does (and, for reference, in
-      memory);
+  (a) one `analytics_daily` partition in process (`DagsterRunner.analytics`, after a warm-up;
+      the median of --repeat runs), its events recorded in an instance as `chargeops backfill`
+      does (and, for reference, in memory);
   (b) the same partition launched through the GraphQL API of a running `dg dev` (tmp
-      DAGSTER_HOME, DATABASE_URL set), as the UI's Materialize does, from submit to success;
+      DAGSTER_HOME, DATABASE_URL set), as the UI's Materialize does, from submit to success
+      (the median of --repeat launches);
   (c) a backfill of N days (default 30) of the job's assets launched the same way
       (launchPartitionBackfill, run by the daemon), from submit to the end of its last run;
   (d) the in-process loop over the same N days (`DagsterRunner.analytics`, as `chargeops
@@ -15,7 +16,7 @@ and prints the times and the ratios against the goals: one partition <= 2x in-pr
 backfill <= 1.5x the in-process loop. Also the code location's import time and dg dev's time to a
 loaded location. Asserts nothing.
 
-    .venv/bin/python bench/dagster.py [--days 30] [--skip-backfill]
+    .venv/bin/python bench/dagster.py [--days 30] [--repeat 3] [--skip-backfill]
 
 Uses DATABASE_URL's server (scratch database `chargeops_bench_dagster`) or the embedded default.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,10 @@ def _import_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _list(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values) + " s"
+
+
 def received_earlier(url: str, hours: int = 2) -> None:
     """The imported rows as received `hours` ago. Received just now, they are late data for every
     imported day, and the late-data sensor (on by default, looking back an hour on its first
@@ -68,6 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30, help="days of the backfill (default 30)")
     parser.add_argument("--skip-backfill", action="store_true", help="only (a) and (b)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of (a) and (b) (median)")
     parser.add_argument(
         "--instance", type=Path, help="dagster.yaml to use (default: deploy/dagster.yaml)"
     )
@@ -105,10 +112,16 @@ def main() -> int:
         days = [FIRST + timedelta(days=i) for i in range(args.days)]
         for label, runner in runners.items():
             runner.analytics([FIRST - timedelta(days=1)])  # warm: imports, first connections
-            t = time.perf_counter()
-            runner.analytics([FIRST])
-            figures.setdefault("a", time.perf_counter() - t)
-            print(f"(a) one partition in process, events {label}: {time.perf_counter() - t:.1f} s")
+            times = []
+            for _ in range(args.repeat):
+                t = time.perf_counter()
+                runner.analytics([FIRST])
+                times.append(time.perf_counter() - t)
+            figures.setdefault("a", statistics.median(times))
+            print(
+                f"(a) one partition in process, events {label}: median "
+                f"{statistics.median(times):.1f} s of {_list(times)}"
+            )
             if not args.skip_backfill:
                 t = time.perf_counter()
                 runner.analytics(days)
@@ -141,14 +154,19 @@ def main() -> int:
                 f"automation turned off for the bench: {len(stopped)} schedules and sensors, "
                 f"{terminated} runs they had requested terminated"
             )
-            submit = time.time()
-            run = ui.wait_run(ui.launch_partition(JOB, FIRST.isoformat()))
-            figures["b"] = time.time() - submit
-            figures["b_run"] = (run["endTime"] or 0) - (run["startTime"] or 0)
+            times, runs, waits = [], [], []
+            for _ in range(args.repeat):
+                submit = time.time()
+                run = ui.wait_run(ui.launch_partition(JOB, FIRST.isoformat()))
+                times.append(time.time() - submit)
+                runs.append((run["endTime"] or 0) - (run["startTime"] or 0))
+                waits.append((run["startTime"] or submit) - submit)
+                assert run["status"] == "SUCCESS", run
+            figures["b"] = statistics.median(times)
             print(
-                f"(b) one partition through GraphQL: {figures['b']:.1f} s submit to "
-                f"{run['status']} (run process {figures['b_run']:.1f} s from start to end, "
-                f"{(run['startTime'] or submit) - submit:.1f} s queued and starting)"
+                f"(b) one partition through GraphQL, submit to success: median "
+                f"{figures['b']:.1f} s of {_list(times)} (queued and starting {_list(waits)}, "
+                f"the run's own start to end {_list(runs)})"
             )
             if not args.skip_backfill:
                 assets = ui.job_assets(JOB)
