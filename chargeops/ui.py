@@ -140,6 +140,13 @@ class DevServer:
         self.location = self.repository = ""
         self.load_seconds = 0.0
 
+    @classmethod
+    def attach(cls, url: str, *, timeout: float = 180) -> DevServer:
+        """The GraphQL helpers for a webserver started elsewhere (`chargeops ui`)."""
+        self = cls({}, Path(os.devnull), timeout=timeout)
+        self.url = url.rstrip("/")
+        return self
+
     # -- life cycle -------------------------------------------------------------------------------
     def __enter__(self) -> DevServer:
         install_instance_settings(Path(self.env["DAGSTER_HOME"]))

@@ -1,15 +1,21 @@
 """The Dagster UI as the data team uses it: `dg dev` on a scratch DAGSTER_HOME against a test
 database holding a small imported history, the asset graph opened in headless Chromium (no error
 banner, the assets drawn; the screenshot kept), and a partition launched through the webserver's
-GraphQL API as the UI's Materialize does, which succeeds in one process. Also the instance
+GraphQL API as the UI's Materialize does, which succeeds in one process; `chargeops ui` with
+the embedded default, which starts its database once for all the runs. Also the instance
 settings: the project's loggers reach a run's log."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +26,7 @@ import yaml
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from chargeops.db import create_database, drop_database, upgrade
-from chargeops.ui import TEMPLATE, DevServer, install_instance_settings
+from chargeops.ui import TEMPLATE, DevServer, free_port, install_instance_settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 ARTIFACTS = Path(
@@ -209,3 +215,54 @@ def test_an_older_copy_of_the_instance_settings_is_replaced_and_an_edited_one_ke
     finally:
         ui._OLD_TEMPLATES.discard(digest)
     assert (home / "dagster.yaml").read_text() == TEMPLATE.read_text()
+
+
+@pytest.mark.once
+@pytest.mark.embedded
+def test_chargeops_ui_starts_the_embedded_database_once_for_all_its_runs(tmp_path):
+    """`chargeops ui` with DATABASE_URL unset: the embedded server is started by it, held by it
+    alone while a partition runs on it (no run or step starts or joins one), and stopped when
+    the UI stops."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(CHARGEOPS_DATA_DIR=str(data), CHARGEOPS_PARTITIONS_START="2024-07-01")
+    cli = [sys.executable, "-m", "chargeops.cli"]
+    for args in (["db", "upgrade"], ["import", "acn", str(FIXTURES / "acn_sessions.json")]):
+        done = subprocess.run(cli + args, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    pg = data / "pg"
+    port = free_port()
+    log = (tmp_path / "chargeops-ui.log").open("wb")
+    ui_process = subprocess.Popen(
+        [*cli, "ui", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        ui = DevServer.attach(f"http://127.0.0.1:{port}", timeout=300)
+        ui.wait_loaded()
+        ui.wait_daemons()
+        ui.pause_automation()
+        server_pid = int((pg / "postmaster.pid").read_text().split()[0])
+        holders = json.loads((pg / ".handle_pids.json").read_text())
+        assert holders == [ui_process.pid]
+        run_id, seen = ui.launch_partition(JOB, DAY), set()
+        deadline = time.monotonic() + 600
+        while (run := ui.run(run_id))["status"] not in ("SUCCESS", "FAILURE", "CANCELED"):
+            assert time.monotonic() < deadline, run
+            seen.update(json.loads((pg / ".handle_pids.json").read_text()))  # who holds it
+            time.sleep(0.2)
+        assert run["status"] == "SUCCESS"
+        assert seen == {ui_process.pid}, "a run started or joined the embedded server itself"
+        assert int((pg / "postmaster.pid").read_text().split()[0]) == server_pid
+
+        ui_process.send_signal(signal.SIGTERM)  # passed on to dg dev as a Ctrl-C
+        assert ui_process.wait(timeout=120) == 0
+        deadline = time.monotonic() + 30
+        while (pg / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not (pg / "postmaster.pid").exists(), "the embedded server outlived the UI"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ui_process.pid, signal.SIGKILL)
+        ui_process.wait()
+        log.close()
