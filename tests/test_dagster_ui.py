@@ -261,7 +261,11 @@ def test_chargeops_ui_starts_the_embedded_database_once_for_all_its_runs(tmp_pat
         while (pg / "postmaster.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not (pg / "postmaster.pid").exists(), "the embedded server outlived the UI"
-    finally:
+    finally:  # on a failure too: a clean stop, so that the embedded server goes with the UI
+        if ui_process.poll() is None:
+            ui_process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                ui_process.wait(timeout=120)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(ui_process.pid, signal.SIGKILL)
         ui_process.wait()
