@@ -634,8 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser(
         "ui", help="the Dagster UI (dg dev) on the CLI's instance, one database for all its runs"
     )
-    ui.add_argument("--port", dest="ui_port", type=int, help="webserver port (default 3000)")
-    ui.add_argument("--host", dest="ui_host", help="webserver address (default 127.0.0.1)")
+    ui.add_argument("--port", dest="ui_port", type=int, metavar="P", help="default 3000")
+    ui.add_argument("--host", dest="ui_host", metavar="H", help="default 127.0.0.1")
     ui.set_defaults(func=cmd_ui)
     return parser
 
