@@ -150,7 +150,7 @@ def read_floor(url: str, day: date) -> dict:
 def materialise(url: str, days: list[date]) -> float:
     import dagster as dg
 
-    from pipelines.assets import ASSETS
+    from pipelines.defs.analytics.assets import ASSETS
     from pipelines.resources import DatabaseResource
 
     t = time.perf_counter()

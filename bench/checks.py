@@ -64,8 +64,8 @@ def fill(url: str, data: Path, days: list[date]) -> None:
 
 def check_functions() -> list:
     """Every plain check function of a daily asset: (url, days) -> {day: AssetCheckResult}."""
-    from pipelines import checks, emissions_asset
-    from pipelines.payments import reconciliation_asset as rec
+    from pipelines.defs.analytics import checks, emissions_asset
+    from pipelines.defs.payments import reconciliation_asset as rec
 
     return [
         checks.check_raw_timestamps_not_in_future,

@@ -335,7 +335,7 @@ def _date_range(args: argparse.Namespace):
 
 def cmd_payments_exceptions(args: argparse.Namespace) -> int:
     from chargeops.db import resolve_database_url
-    from pipelines.payments.reconciliation_asset import export_exceptions
+    from pipelines.defs.payments.reconciliation_asset import export_exceptions
 
     start, end = _date_range(args)
     rows = export_exceptions(resolve_database_url(_settings(args)), start, end, args.out)
@@ -397,7 +397,7 @@ def cmd_dashboard_send(args: argparse.Namespace) -> int:
 
 
 def cmd_maintenance_top(args: argparse.Namespace) -> int:
-    from pipelines.maintenance import cli_top
+    from pipelines.defs.maintenance.assets import cli_top
 
     return cli_top(args, _settings(args))
 

@@ -1,6 +1,6 @@
 """Features per connector per day for predictive maintenance: pure functions over polars frames.
 
-The same code runs on the real tables (read by `pipelines/maintenance.py`) and on the synthetic
+The same code runs on the real tables (read by `pipelines/defs/maintenance/assets.py`) and on the synthetic
 history (`models/synthetic.py`); the input contracts below are the meeting point. A feature row
 for day D uses only events with a timestamp before D + 1 (00:00 UTC): every aggregate is a
 trailing window ending with day D, so a scoring day never sees its own future.

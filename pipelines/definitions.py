@@ -1,6 +1,12 @@
-"""The Dagster code location (`[tool.dagster] module_name`): every asset with its checks, the
-resources (database, Stripe, reports folder, model store, SMTP, dashboard recipients, alerts),
-the jobs, schedules and sensors (late data, run failures)."""
+"""The Dagster code location (`[tool.dagster]`, `[tool.dg]`): the features' own `Definitions`
+(`pipelines/defs/<feature>/definitions.py`), merged with the shared resources (database, Stripe,
+reports folder, model store, SMTP, dashboard recipients, alerts) and the executor.
+
+The night, in UTC, with every schedule on by default (`dg dev` runs them with its daemon): 00:30
+the analytics of the day that ended; 01:30 maintenance features and scores; 02:00 the last 30
+days reconciled again; 03:00 on the first day of a quarter (a year) the regulator files of the
+one that ended; 06:00 and 07:00 the operator dashboards; Stripe every hour at :15; the late-data
+sensor and the raw tables' freshness every 5 minutes; the run-failure alert every minute."""
 
 from __future__ import annotations
 
@@ -8,17 +14,13 @@ import os
 
 import dagster as dg
 
-from pipelines import (
-    automation,
-    dashboard_asset,
-    emissions_asset,
-    evchart_asset,
-    maintenance,
-    report_assets,
-)
-from pipelines.assets import ASSETS
-from pipelines.checks import CHECKS
-from pipelines.payments import ingest_asset, reconciliation_asset
+from pipelines.defs.alerts import definitions as alerts
+from pipelines.defs.analytics import definitions as analytics
+from pipelines.defs.dashboard import definitions as dashboard
+from pipelines.defs.maintenance import definitions as maintenance
+from pipelines.defs.payments import definitions as payments
+from pipelines.defs.raw import definitions as raw
+from pipelines.defs.reports import definitions as reports
 from pipelines.resources import (
     AlertsResource,
     DashboardResource,
@@ -29,25 +31,6 @@ from pipelines.resources import (
     StripeResource,
 )
 
-ALL_ASSETS = [
-    *ASSETS,
-    *emissions_asset.ASSETS,
-    *ingest_asset.ASSETS,
-    *reconciliation_asset.ASSETS,
-    *evchart_asset.ASSETS,
-    *report_assets.ASSETS,
-    *maintenance.ASSETS,
-    *dashboard_asset.ASSETS,
-]
-ALL_CHECKS = [
-    *CHECKS,
-    *emissions_asset.CHECKS,
-    *reconciliation_asset.CHECKS,
-    *evchart_asset.CHECKS,
-    *report_assets.CHECKS,
-    *maintenance.CHECKS,
-]
-
 
 def _secret(name: str) -> dg.EnvVar | str:
     """`dg.EnvVar(name)` where the variable is set, else empty (the resource then goes without:
@@ -55,13 +38,8 @@ def _secret(name: str) -> dg.EnvVar | str:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    asset_checks=ALL_CHECKS,
+shared = dg.Definitions(
     executor=dg.in_process_executor,  # a run is one process: see README, "The Dagster UI"
-    jobs=[*automation.JOBS, *maintenance.JOBS, *dashboard_asset.JOBS],
-    schedules=[*automation.SCHEDULES, *maintenance.SCHEDULES, *dashboard_asset.SCHEDULES],
-    sensors=automation.SENSORS,
     resources={
         "database": DatabaseResource(),
         # secrets as environment variables: the UI and the runs' snapshots show the variable's
@@ -73,4 +51,15 @@ defs = dg.Definitions(
         "dashboard_recipients": DashboardResource(),
         "alerts": AlertsResource(webhook_url=_secret("CHARGEOPS_ALERT_WEBHOOK")),
     },
+)
+
+defs = dg.Definitions.merge(
+    raw.defs,
+    analytics.defs,
+    payments.defs,
+    maintenance.defs,
+    reports.defs,
+    dashboard.defs,
+    alerts.defs,
+    shared,
 )

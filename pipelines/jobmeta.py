@@ -1,5 +1,5 @@
 """What every chargeops job carries, so the UI can filter and trace runs: a description, its
-stage (tag `chargeops/stage`: analytics, payments, maintenance, reports, dashboard) and its owner
+stage (tag `chargeops/stage`: raw, analytics, payments, maintenance, reports, dashboard) and its owner
 (Dagster's `owners=`, shown on the job's page)."""
 
 import warnings
@@ -7,7 +7,7 @@ import warnings
 OWNERS = ["team:data"]
 STAGE_TAG = "chargeops/stage"
 TRIGGER_TAG = "chargeops/trigger"  # on runs a schedule or sensor requested: which one
-STAGES = ("analytics", "payments", "maintenance", "reports", "dashboard")
+STAGES = ("raw", "analytics", "payments", "maintenance", "reports", "dashboard")
 
 # owners on jobs are a Dagster beta parameter (assets' owners are not): the UI shows them
 warnings.filterwarnings("ignore", message=r"Parameter `owners` of .* is currently in beta")

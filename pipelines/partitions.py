@@ -21,6 +21,11 @@ def partition_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCont
     return date.fromisoformat(key)
 
 
+def first_day() -> date:
+    """The first daily partition's day."""
+    return daily.start.date()
+
+
 def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
     """The days a run covers: one for a partition launched on its own, a whole range for a run
     of a backfill (`BackfillPolicy.multi_run`), in order."""

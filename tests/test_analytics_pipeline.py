@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from pipelines import checks
-from pipelines.assets import ASSETS
-from pipelines.checks import CHECKS
 from pipelines.definitions import defs
+from pipelines.defs.analytics import checks
+from pipelines.defs.analytics.assets import ASSETS
+from pipelines.defs.analytics.checks import CHECKS
 from pipelines.quality import daily_check
 from pipelines.resources import DatabaseResource
 
@@ -136,7 +136,7 @@ def test_definitions_have_the_whole_graph():
         "expected_revenue", "emissions", "stripe_payments", "reconciliation", "evchart_files",
         "uk_reliability_report", "compliance_report", "maintenance_features",
         "maintenance_model", "maintenance_scores", "operator_dashboard_daily",
-        "operator_dashboard_weekly",
+        "operator_dashboard_weekly", "meter_value", "status_event", "connection_event",
     }  # fmt: skip
     for job in ("analytics_daily", "stripe_sync", "reconciliation_daily", "quarterly_reports",
                 "uk_reliability_yearly", "maintenance_daily", "maintenance_weekly",
@@ -146,18 +146,17 @@ def test_definitions_have_the_whole_graph():
     assert {s.name for s in defs.schedules} == {
         "previous_day", "stripe_hourly", "reconcile_recent_days", "quarterly_reports_schedule",
         "uk_reliability_yearly_schedule", "maintenance_daily", "maintenance_weekly",
-        "dashboard_daily", "dashboard_weekly",
+        "dashboard_daily", "dashboard_weekly", "raw_freshness_every_5_min",
     }  # fmt: skip
     assert {s.name for s in defs.sensors} == {"late_data", "run_failure_alert"}
 
 
 def test_checks_are_partitioned_like_their_assets():
     """So one bad day shows that day failed in the UI, not the whole asset."""
-    from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
-
-    partitions = {key: a.partitions_def for a in ALL_ASSETS for key in a.keys}
+    graph = defs.resolve_asset_graph()
+    partitions = {key: graph.get(key).partitions_def for key in graph.get_all_asset_keys()}
     checked = 0
-    for checks_def in ALL_CHECKS:
+    for checks_def in defs.resolve_asset_graph().assets_defs:
         for spec in checks_def.check_specs:
             assert spec.partitions_def == partitions[spec.asset_key], spec.key
             checked += spec.partitions_def is not None
@@ -316,7 +315,7 @@ def test_one_charger_with_a_clock_in_2100_does_not_block_the_day(scenario, datab
 def test_blocking_check_stops_downstream_in_the_run_and_in_later_runs(scenario, database_url):
     """A blocking check failing on a day stops what depends on it in the same run (Dagster),
     and in any later run of a downstream asset for that day (analytics.partition_status)."""
-    from pipelines.assets import energy, sessions
+    from pipelines.defs.analytics.assets import energy, sessions
 
     scenario.execute(BAD_ROWS["sessions_valid"])
     result = checks.check_sessions_valid(database_url, [D])[D]
@@ -370,7 +369,7 @@ def test_blocking_check_stops_downstream_in_the_run_and_in_later_runs(scenario, 
 def test_an_asset_that_fails_marks_its_day_and_downstream_refuses(scenario, database_url):
     """The sessions asset itself failing (the database refuses its rows) leaves the day failed;
     energy, peak usage and expected revenue do not run on it in a later run."""
-    from pipelines.assets import energy, expected_revenue, sessions
+    from pipelines.defs.analytics.assets import energy, expected_revenue, sessions
 
     scenario.execute(
         "ALTER TABLE analytics.sessions ADD CONSTRAINT test_refuse CHECK (energy_wh < 0) NOT VALID"
@@ -390,7 +389,7 @@ def test_an_asset_that_fails_marks_its_day_and_downstream_refuses(scenario, data
 
 
 def test_schedule_runs_the_day_that_just_ended():
-    from pipelines.automation import previous_day
+    from pipelines.defs.analytics.jobs import previous_day
 
     ctx = dg.build_schedule_context(
         scheduled_execution_time=datetime(2025, 6, 11, 0, 30, tzinfo=UTC)
@@ -400,7 +399,7 @@ def test_schedule_runs_the_day_that_just_ended():
 
 
 def test_late_data_sensor_requests_the_touched_days(db, database_url):
-    from pipelines.automation import late_data
+    from pipelines.defs.analytics.jobs import late_data
 
     _scenario(db)
     db.execute(  # a charger that was offline sends a value from the 10th on the 12th

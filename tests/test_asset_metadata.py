@@ -9,8 +9,8 @@ import polars as pl
 
 from models.features import build_features
 from models.synthetic import SyntheticFleet, generate
-from pipelines import maintenance
 from pipelines import metadata as md
+from pipelines.defs.maintenance import assets as maintenance
 from pipelines.resources import DatabaseResource, ModelStoreResource
 from tests.test_maintenance import _copy, _write_fleet
 from tests.test_reconciliation import (  # noqa: F401  (clean: a fixture)
@@ -193,8 +193,9 @@ def test_maintenance_metadata(db, database_url, tmp_path):
 
 
 def test_every_asset_of_these_modules_has_a_code_version():
-    from pipelines import dashboard_asset, evchart_asset, report_assets
-    from pipelines.payments import ingest_asset, reconciliation_asset
+    from pipelines.defs.dashboard import assets as dashboard_asset
+    from pipelines.defs.payments import ingest_asset, reconciliation_asset
+    from pipelines.defs.reports import evchart_asset, report_assets
 
     modules = (maintenance, dashboard_asset, evchart_asset, report_assets, ingest_asset,
                reconciliation_asset)  # fmt: skip

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from pipelines import checks, emissions_asset, quality
-from pipelines.assets import ASSETS
-from pipelines.checks import CHECKS
-from pipelines.payments import reconciliation_asset as rec
+from pipelines import quality
+from pipelines.defs.analytics import checks, emissions_asset
+from pipelines.defs.analytics.assets import ASSETS
+from pipelines.defs.analytics.checks import CHECKS
+from pipelines.defs.payments import reconciliation_asset as rec
 from pipelines.resources import DatabaseResource
 from tests.test_analytics_pipeline import BAD_ROWS, D, _scenario
 

@@ -11,7 +11,7 @@ import pytest
 
 from chargeops.cli import main
 from chargeops.periods import Period, parse_period, quarter_key, quarter_label
-from pipelines.report_assets import compliance_files_in_manifest, compliance_report
+from pipelines.defs.reports.report_assets import compliance_files_in_manifest, compliance_report
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import compliance
 from tests.conftest import mark_ok

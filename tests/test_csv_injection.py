@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from chargeops.cli import main
-from pipelines.payments.reconciliation_asset import EXCEPTIONS_CSV
+from pipelines.defs.payments.reconciliation_asset import EXCEPTIONS_CSV
 from reports import csvsafe
 from reports import evchart as E
 from reports import evchart_rules as R

@@ -46,6 +46,7 @@ JOBS = {
     "uk_reliability_yearly": ("reports", {"uk_reliability_report"}),
     "operator_dashboard_daily_job": ("dashboard", {"operator_dashboard_daily"}),
     "operator_dashboard_weekly_job": ("dashboard", {"operator_dashboard_weekly"}),
+    "raw_freshness": ("raw", set()),  # the raw tables' checks only: Dagster writes no raw rows
 }  # fmt: skip
 
 # schedule -> (job, a tick, the partition it asks for); None: unpartitioned
@@ -66,6 +67,7 @@ TICKS = {
     # no sites in the database: local days are UTC days
     "dashboard_daily": ("operator_dashboard_daily_job", datetime(2026, 11, 24, 6), "2026-11-23"),
     "dashboard_weekly": ("operator_dashboard_weekly_job", datetime(2026, 11, 23, 7), "2026-11-16"),
+    "raw_freshness_every_5_min": ("raw_freshness", datetime(2026, 11, 24, 5, 5), None),
 }
 
 
@@ -217,7 +219,7 @@ def test_a_failed_run_is_mailed_and_posted(tmp_path):
     """A run of a job fails in a real instance; the daemon's evaluation of the real sensor
     function (cursor included) mails the data team through the SMTP resource and POSTs JSON to
     the webhook, naming the job, run, partition, failed step and error."""
-    from pipelines.automation import run_failure_alert
+    from pipelines.defs.alerts.sensors import run_failure_alert
 
     handler = Collector()
     with (
@@ -286,7 +288,7 @@ def test_a_failed_run_is_mailed_and_posted(tmp_path):
 def test_a_range_run_names_its_range_and_a_broken_webhook_fails_the_tick_not_the_mail(tmp_path):
     """A backfill's run of a range of days: the alert names the range. A webhook that answers
     404 is reported on the sensor's tick (without the URL's secret path) and the mail still goes."""
-    from pipelines.automation import run_failure_alert
+    from pipelines.defs.alerts.sensors import run_failure_alert
 
     handler = Collector()
     with (
@@ -322,7 +324,7 @@ def test_a_range_run_names_its_range_and_a_broken_webhook_fails_the_tick_not_the
 
 
 def test_nobody_configured_nobody_told(tmp_path, monkeypatch):
-    from pipelines.automation import run_failure_alert
+    from pipelines.defs.alerts.sensors import run_failure_alert
 
     for name in ("CHARGEOPS_ALERT_TO", "CHARGEOPS_ALERT_WEBHOOK", "CHARGEOPS_SMTP_HOST"):
         monkeypatch.delenv(name, raising=False)

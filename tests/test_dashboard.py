@@ -318,7 +318,7 @@ def test_a_failed_day_is_named_and_never_shown_as_zero(seeded, db, tmp_path):
     """Energy failed on the day: the sessions are still counted (from analytics.sessions), the
     figures of the failed assets are `–`, not 0, and a banner, the subject, the plain text and
     the asset's metadata name the day and the assets; the charts leave the day blank."""
-    from pipelines import dashboard_asset
+    from pipelines.defs.dashboard import assets as dashboard_asset
     from pipelines.resources import (
         DashboardResource,
         DatabaseResource,
@@ -740,7 +740,7 @@ def test_cli_sends_through_smtp_from_the_environment(
 
 # -- Dagster --------------------------------------------------------------------------------------
 def test_assets_mail_and_schedules_pick_the_period(seeded, tmp_path, recipients_file, smtp):
-    from pipelines import dashboard_asset
+    from pipelines.defs.dashboard import assets as dashboard_asset
     from pipelines.resources import (
         DashboardResource,
         DatabaseResource,

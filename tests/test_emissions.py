@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from ingest.simulator import default_fleet
-from pipelines.emissions_asset import CHECKS, emissions
+from pipelines.defs.analytics.emissions_asset import CHECKS, emissions
 from pipelines.resources import DatabaseResource
 from reports import emissions as em
 from tests.conftest import mark_ok

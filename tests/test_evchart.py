@@ -17,7 +17,7 @@ from chargeops.cli import main
 from pipelines.analytics import frames as F
 from pipelines.analytics.uptime import outages as outage_pieces
 from pipelines.analytics.uptime import uptime_daily
-from pipelines.evchart_asset import ASSETS, CHECKS
+from pipelines.defs.reports.evchart_asset import ASSETS, CHECKS
 from pipelines.resources import DatabaseResource, ReportsResource
 from reports import evchart as E
 from reports import evchart_rules as R

@@ -17,9 +17,9 @@ from ocpp.v16 import call
 
 from chargeops.periods import quarter_label, quarter_start
 from ingest.registry import add_charge_point
-from pipelines import emissions_asset
-from pipelines.assets import ASSETS
-from pipelines.checks import CHECKS
+from pipelines.defs.analytics import emissions_asset
+from pipelines.defs.analytics.assets import ASSETS
+from pipelines.defs.analytics.checks import CHECKS
 from pipelines.resources import DatabaseResource
 from reports import evchart
 from tests.conftest import charge_point
@@ -134,7 +134,7 @@ async def test_a_stored_infinity_from_before_the_fix_is_quarantined_at_reconstru
 ):
     """Rows stored before ingest screened them: the reconstruction leaves them out and lists
     them in analytics.quarantine, and the sessions check stays green."""
-    from pipelines.checks import check_sessions_unusual, check_sessions_valid
+    from pipelines.defs.analytics.checks import check_sessions_unusual, check_sessions_valid
 
     now = datetime.now(UTC).replace(microsecond=0)
     day = now.date() if now.hour >= 3 else now.date() - timedelta(days=1)

@@ -12,10 +12,10 @@ import dagster as dg
 import pytest
 
 from chargeops.cli import main
-from pipelines.assets import ASSETS
-from pipelines.checks import CHECKS
-from pipelines.payments.reconciliation_asset import ASSETS as PAYMENT_ASSETS
-from pipelines.payments.reconciliation_asset import CHECKS as PAYMENT_CHECKS
+from pipelines.defs.analytics.assets import ASSETS
+from pipelines.defs.analytics.checks import CHECKS
+from pipelines.defs.payments.reconciliation_asset import ASSETS as PAYMENT_ASSETS
+from pipelines.defs.payments.reconciliation_asset import CHECKS as PAYMENT_CHECKS
 from pipelines.resources import DatabaseResource, ReportsResource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from chargeops.cli import main
-from pipelines.assets import ASSETS
-from pipelines.checks import CHECKS
+from pipelines.defs.analytics.assets import ASSETS
+from pipelines.defs.analytics.checks import CHECKS
 from pipelines.resources import DatabaseResource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"

@@ -288,8 +288,8 @@ def _raw(conn) -> None:
 def world(database_url):
     """The raw scenario, and every UTC partition of both weeks materialised by the real assets
     (the ones the dashboard's local-day figures read)."""
-    from pipelines import assets
-    from pipelines.emissions_asset import emissions
+    from pipelines.defs.analytics import assets
+    from pipelines.defs.analytics.emissions_asset import emissions
     from pipelines.resources import DatabaseResource
     from tests.conftest import empty_database
 

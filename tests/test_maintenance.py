@@ -21,7 +21,7 @@ from models.labels import label
 from models.score import FLEET, SCORES, MaintenanceModel, score
 from models.synthetic import SyntheticFleet, generate
 from models.train import TrainConfig, time_split, train
-from pipelines import maintenance
+from pipelines.defs.maintenance import assets as maintenance
 from pipelines.resources import DatabaseResource, ModelStoreResource
 from tests.conftest import mark_ok
 

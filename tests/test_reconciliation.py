@@ -10,9 +10,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from pipelines.assets import expected_revenue, sessions
-from pipelines.payments import reconcile as logic
-from pipelines.payments.reconciliation_asset import (
+from pipelines.defs.analytics.assets import expected_revenue, sessions
+from pipelines.defs.payments.reconciliation_asset import (
     CHECKS,
     EXCEPTIONS_CSV,
     check_reconciliation_no_session_twice,
@@ -21,6 +20,7 @@ from pipelines.payments.reconciliation_asset import (
     reconciliation,
     resolve_tolerance,
 )
+from pipelines.payments import reconcile as logic
 from pipelines.resources import DatabaseResource, ReportsResource
 from tests.conftest import mark_ok
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import stripe
 
-from pipelines.payments.ingest_asset import ASSETS, stripe_payments
+from pipelines.defs.payments.ingest_asset import ASSETS, stripe_payments
 from pipelines.payments.local_stripe import LocalStripe
 from pipelines.payments.seed import seed_payments, seeded_local_stripe, sessions_to_seed
 from pipelines.payments.sync import StripeAuthError, StripeConfig, run_sync, sync_stripe

@@ -15,7 +15,10 @@ import pytest
 from chargeops.cli import main
 from pipelines.analytics import frames as F
 from pipelines.analytics.uptime import uk_reliability_daily
-from pipelines.report_assets import uk_reliability_files_in_manifest, uk_reliability_report
+from pipelines.defs.reports.report_assets import (
+    uk_reliability_files_in_manifest,
+    uk_reliability_report,
+)
 from pipelines.resources import DatabaseResource, ReportsResource
 from pipelines.store import replace_partition
 from reports import uk_reliability as ukr

@@ -1,0 +1,1 @@
+"""The raw tables the collector writes, and their freshness."""

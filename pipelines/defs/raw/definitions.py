@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from chargeops.settings import ConfigError
+from pipelines.jobmeta import TRIGGER_TAG, job_args
 from pipelines.resources import DatabaseResource
 
 FRESHNESS_ENV = "CHARGEOPS_RAW_FRESHNESS_MINUTES"
@@ -91,16 +92,17 @@ CHECKS = [_freshness_check(spec, freshness_minutes()) for spec in RAW]
 freshness_job = dg.define_asset_job(
     "raw_freshness",
     selection=dg.AssetSelection.checks(*CHECKS),
-    description="The raw tables' freshness checks: has the collector written recently?",
-    tags={"chargeops/stage": "raw"},
+    **job_args("raw", "The raw tables' freshness checks: has the collector written recently?"),
 )
 every_5_min = dg.ScheduleDefinition(
     name="raw_freshness_every_5_min",
     job=freshness_job,
     cron_schedule="*/5 * * * *",
+    execution_timezone="UTC",
     description="Every five minutes, check that meter values, statuses and connection events are "
     "still arriving (a warning in the UI when one stopped).",
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    tags={TRIGGER_TAG: "raw_freshness_every_5_min"},
 )
 
 defs = dg.Definitions(

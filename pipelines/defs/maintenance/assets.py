@@ -19,7 +19,7 @@ from models.score import SCORES, score, to_matrix
 from models.train import TrainConfig, train
 from models.train import _importance as permutation_importance
 from pipelines import metadata as md
-from pipelines.assets import daily_asset, sessions, uptime, utilisation
+from pipelines.defs.analytics.assets import daily_asset, sessions, uptime, utilisation
 from pipelines.jobmeta import TRIGGER_TAG, job_args
 from pipelines.partitions import partition_day
 from pipelines.raw import day_bounds, ts_literal

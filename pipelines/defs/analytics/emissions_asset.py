@@ -9,7 +9,7 @@ import polars as pl
 
 from chargeops.frames import read_table
 from pipelines.analytics import frames
-from pipelines.assets import _read_day, ranged_asset
+from pipelines.defs.analytics.assets import _read_day, ranged_asset
 from pipelines.metadata import number, preview, table_metadata
 from pipelines.quality import CheckResults, Rule, Validation, daily_check, days_sql
 from pipelines.resources import DatabaseResource

@@ -12,9 +12,9 @@ import dagster as dg
 import polars as pl
 
 from chargeops.frames import read_table
-from pipelines import assets
 from pipelines.analytics import frames
 from pipelines.analytics.plausibility import POWER_MARGIN
+from pipelines.defs.analytics import assets
 from pipelines.quality import CheckResults, Rule, Validation, by_day, combine_days, daily_check
 from pipelines.quality import days_sql as _days
 from pipelines.raw import day_bounds, ts_literal

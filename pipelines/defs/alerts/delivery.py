@@ -1,4 +1,4 @@
-"""Telling the data team that a run failed: what `run_failure_alert` (pipelines/automation.py)
+"""Telling the data team that a run failed: what `run_failure_alert` (pipelines/defs/<feature>/jobs.py)
 sends, a mail through the SMTP resource (`reports.mail`, the dashboards' sender) and a JSON POST
 to a webhook. The message names the job, the run, its partition (or range of partitions), the
 steps that failed with their errors, and links to the run in the UI."""

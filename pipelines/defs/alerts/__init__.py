@@ -1,0 +1,1 @@
+"""Telling the data team when a run fails."""

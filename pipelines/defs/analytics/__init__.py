@@ -1,0 +1,1 @@
+"""The daily analytics assets (UTC days, polars, PostgreSQL), their checks and automation."""

@@ -1,0 +1,1 @@
+"""The emailed operator dashboards (builders in `reports/`)."""

@@ -1,0 +1,1 @@
+"""Predictive maintenance assets (logic in `models/`)."""

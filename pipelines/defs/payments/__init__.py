@@ -1,0 +1,1 @@
+"""Payments: Stripe into the raw tables, reconciled against expected revenue."""

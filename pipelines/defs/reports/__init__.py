@@ -1,0 +1,1 @@
+"""Regulator-ready report files (builders in `reports/`)."""
