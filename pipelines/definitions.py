@@ -38,21 +38,6 @@ def _secret(name: str) -> dg.EnvVar | str:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
-shared = dg.Definitions(
-    executor=dg.in_process_executor,  # a run is one process: see README, "The Dagster UI"
-    resources={
-        "database": DatabaseResource(),
-        # secrets as environment variables: the UI and the runs' snapshots show the variable's
-        # name, the value is read where the run executes
-        "stripe": StripeResource(api_key=dg.EnvVar("STRIPE_API_KEY")),
-        "reports": ReportsResource(),
-        "model_store": ModelStoreResource(),
-        "smtp": SmtpResource(password=_secret("CHARGEOPS_SMTP_PASSWORD")),
-        "dashboard_recipients": DashboardResource(),
-        "alerts": AlertsResource(webhook_url=_secret("CHARGEOPS_ALERT_WEBHOOK")),
-    },
-)
-
 defs = dg.Definitions.merge(
     raw.defs,
     analytics.defs,
@@ -61,5 +46,19 @@ defs = dg.Definitions.merge(
     reports.defs,
     dashboard.defs,
     alerts.defs,
-    shared,
+    # what every feature shares (one Definitions at module scope: Dagster loads only one)
+    dg.Definitions(
+        executor=dg.in_process_executor,  # a run is one process: see README, "The Dagster UI"
+        resources={
+            "database": DatabaseResource(),
+            # secrets as environment variables: the UI and the runs' snapshots show the variable's
+            # name, the value is read where the run executes
+            "stripe": StripeResource(api_key=dg.EnvVar("STRIPE_API_KEY")),
+            "reports": ReportsResource(),
+            "model_store": ModelStoreResource(),
+            "smtp": SmtpResource(password=_secret("CHARGEOPS_SMTP_PASSWORD")),
+            "dashboard_recipients": DashboardResource(),
+            "alerts": AlertsResource(webhook_url=_secret("CHARGEOPS_ALERT_WEBHOOK")),
+        },
+    ),
 )
