@@ -33,6 +33,10 @@ def _setup_logging(settings: Settings) -> None:
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("ocpp").setLevel(logging.WARNING)
+    # Dagster's managed loggers (deploy/dagster.yaml) lower the project's loggers to INFO for a
+    # run's log: the console still shows only what was asked for
+    for handler in logging.root.handlers:
+        handler.setLevel(settings.log_level)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

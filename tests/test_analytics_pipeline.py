@@ -406,6 +406,9 @@ def test_late_data_sensor_requests_the_touched_days(db, database_url):
         """INSERT INTO meter_value (ts, charge_point_id, evse_id, connector_id, measurand,
                location, context, value, unit, raw_value, received_at)
            VALUES ('2025-06-10 20:00+00', 'CP-B', 1, 1, 'Energy.Active.Import.Register', 'Outlet',
+                   'Sample.Periodic', 1, 'Wh', '1', '2025-06-12 08:00+00'),
+                  -- history imported at the same time: older than LATE_DAYS, not a late day
+                  ('2025-05-01 20:00+00', 'CP-B', 1, 1, 'Energy.Active.Import.Register', 'Outlet',
                    'Sample.Periodic', 1, 'Wh', '1', '2025-06-12 08:00+00')"""
     )
     ctx = dg.build_sensor_context(

@@ -51,8 +51,13 @@ SELECT day, max(received_at) FROM (
     WHERE received_at > %(since)s
 ) r
 WHERE day < (received_at AT TIME ZONE 'UTC')::date AND day >= %(first)s
+  AND day >= (received_at AT TIME ZONE 'UTC')::date - %(late_days)s
 GROUP BY day ORDER BY day
 """
+# how late a row may come and still re-run its day: an offline charger's queue is hours or days
+# old; older rows are history brought in by `chargeops import`, which prints the backfill to run
+# (else an import of a year would queue a run per imported day)
+LATE_DAYS = 30
 
 
 @dg.sensor(
@@ -61,7 +66,7 @@ GROUP BY day ORDER BY day
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every 5 minutes: re-runs analytics_daily for each UTC day that received meter "
     "values, statuses or transaction events after it ended (chargers that were offline send "
-    "their queued messages late, with their original timestamps).",
+    "their queued messages late, with their original timestamps), up to 30 days late.",
 )
 def late_data(context: dg.SensorEvaluationContext, database: DatabaseResource):
     since = (
@@ -70,7 +75,9 @@ def late_data(context: dg.SensorEvaluationContext, database: DatabaseResource):
         else datetime.now(UTC) - timedelta(hours=1)
     )
     with database.connection() as conn:
-        rows = conn.execute(LATE_SQL, {"since": since, "first": first_day()}).fetchall()
+        rows = conn.execute(
+            LATE_SQL, {"since": since, "first": first_day(), "late_days": LATE_DAYS}
+        ).fetchall()
     if not rows:
         return dg.SkipReason(f"no late rows since {since.isoformat()}")
     newest = max(r[1] for r in rows)
