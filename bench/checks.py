@@ -64,23 +64,10 @@ def fill(url: str, data: Path, days: list[date]) -> None:
 
 def check_functions() -> list:
     """Every plain check function of a daily asset: (url, days) -> {day: AssetCheckResult}."""
-    from pipelines.defs.analytics import checks, emissions_asset
-    from pipelines.defs.payments import reconciliation_asset as rec
+    import pipelines.definitions  # noqa: F401  (defines every check)
+    from pipelines.quality import DAILY_CHECK_FUNCTIONS
 
-    return [
-        checks.check_raw_timestamps_not_in_future,
-        checks.check_raw_timestamps_after_registration,
-        checks.check_sessions_valid,
-        checks.check_sessions_unusual,
-        checks.check_meter_registers_monotonic,
-        checks.check_utilisation_minutes_sum_to_hour,
-        checks.check_uptime_within_bounds,
-        checks.check_energy_adds_up,
-        checks.check_expected_revenue_adds_up,
-        emissions_asset.check_emissions_add_up,
-        rec.check_reconciliation_totals_balance,
-        rec.check_reconciliation_no_session_twice,
-    ]
+    return list(DAILY_CHECK_FUNCTIONS)
 
 
 def rows(url: str, days: list[date]) -> dict[str, int]:

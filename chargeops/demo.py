@@ -214,8 +214,8 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console | None =
         console.print(f"every daily asset is complete for {days[0]}..{days[-1]}")
     total = time.perf_counter() - t_start
     console.print(
-        f"Dagster UI: DAGSTER_HOME={dagster.home} .venv/bin/dagster dev  "
-        "(or `make ui`) shows these materialisations"
+        f"Dagster UI: `chargeops --data-dir {settings.data_dir} ui` (`make ui` for the default "
+        f"folder; DAGSTER_HOME={dagster.home}) shows these materialisations"
     )
     console.print(
         f"data: {describe(url)} (raw tables and schema analytics), local state in "

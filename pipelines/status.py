@@ -107,6 +107,9 @@ def each_day(
     a range run one materialization for all its days); a day that fails does not stop the
     others, and the run fails at the end naming the days, so that day is re-run on its own
     (`chargeops backfill` does) and shows failed alone."""
+    from pipelines.quality import prefetch  # (quality imports this module)
+
+    prefetch()  # the run's checks need Great Expectations: import it while this asset works
     days = partition_days(context)
     if len(days) == 1:
         with daily_run(context, url, days[0]):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+import pipelines.definitions  # noqa: F401  (defines every daily check)
 from pipelines import quality
 from pipelines.defs.analytics import checks, emissions_asset
 from pipelines.defs.analytics.assets import ASSETS
@@ -24,20 +25,8 @@ from tests.test_analytics_pipeline import BAD_ROWS, D, _scenario
 
 DAYS = [D - timedelta(days=1), D, D + timedelta(days=1)]
 D0, D1, D2 = DAYS
-FUNCTIONS = [
-    checks.check_raw_timestamps_not_in_future,
-    checks.check_raw_timestamps_after_registration,
-    checks.check_sessions_valid,
-    checks.check_sessions_unusual,
-    checks.check_meter_registers_monotonic,
-    checks.check_utilisation_minutes_sum_to_hour,
-    checks.check_uptime_within_bounds,
-    checks.check_energy_adds_up,
-    checks.check_expected_revenue_adds_up,
-    emissions_asset.check_emissions_add_up,
-    rec.check_reconciliation_totals_balance,
-    rec.check_reconciliation_no_session_twice,
-]
+FUNCTIONS = list(quality.DAILY_CHECK_FUNCTIONS)
+assert len(FUNCTIONS) == 12  # every daily check, from the code location
 # a bad row on D (the middle day) for a blocking check of each kind: a pair comparison (GX) and
 # a sum computed in SQL against bounds (GX)
 BAD_ON_D = {
