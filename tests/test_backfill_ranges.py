@@ -60,6 +60,7 @@ def test_days_go_in_runs_of_consecutive_days():
     assert day_ranges(list(reversed(days)), 31) == [days[0:4], days[4:6]]
 
 
+@pytest.mark.once  # whole backfills through Dagster: CI runs them once
 def test_a_range_run_gives_what_a_run_per_day_gives(runner, database_url):
     runner.analytics(DAYS)
     assert runner.runs == 1 and runner.failures == 0, runner.failed
@@ -96,6 +97,7 @@ def test_a_range_run_gives_what_a_run_per_day_gives(runner, database_url):
     assert sorted(set(evaluations)) == [d.isoformat() for d in DAYS]
 
 
+@pytest.mark.once  # whole backfills through Dagster: CI runs them once
 def test_a_day_that_fails_in_a_range_fails_alone(runner, db, database_url):
     # a real fault for one day only: the database refuses that day's site energy rows
     db.execute(
@@ -130,6 +132,7 @@ def test_a_day_that_fails_in_a_range_fails_alone(runner, db, database_url):
     }
 
 
+@pytest.mark.once  # whole backfills through Dagster: CI runs them once
 def test_ranges_run_two_at_a_time_in_worker_processes(runner, database_url):
     runner.analytics(DAYS)  # one range, in this process: the reference
     reference = _tables(database_url)
