@@ -16,7 +16,6 @@ import dagster as dg
 
 from chargeops.completeness import DAILY_ASSETS
 from chargeops.db import pooled
-from pipelines.metadata import ROW_COUNT
 from pipelines.partitions import partition_days
 from pipelines.raw import same_reference
 
@@ -103,10 +102,11 @@ def each_day(
 
     One partition: its metadata, as Dagster shows it for that partition. A backfill's range
     (`BackfillPolicy.multi_run`): every day computed in turn, each recorded ok or failed on its
-    own (`daily_run`), each day's figures kept as an observation of its partition (Dagster gives
-    a range run one materialization for all its days); a day that fails does not stop the
-    others, and the run fails at the end naming the days, so that day is re-run on its own
-    (`chargeops backfill` does) and shows failed alone."""
+    own (`daily_run`), each day's figures the metadata of that partition's materialization
+    (`add_asset_metadata(partition_key=...)`), so the UI plots them over partitions as it does
+    for runs of one day; a day that fails does not stop the others, and the run fails at the
+    end naming the days, so that day is re-run on its own (`chargeops backfill` does) and shows
+    failed alone."""
     from pipelines.quality import prefetch  # (quality imports this module)
 
     prefetch()  # the run's checks need Great Expectations: import it while this asset works
@@ -125,12 +125,6 @@ def each_day(
                 failed[day] = (
                     e.description if isinstance(e, dg.Failure) else f"{type(e).__name__}: {e}"
                 )
-    for day, metadata in figures.items():
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key, partition=day.isoformat(), metadata=metadata
-            )
-        )
     asset = context.asset_key.to_user_string()
     if failed:
         raise dg.Failure(
@@ -142,34 +136,22 @@ def each_day(
             },
             allow_retries=False,
         )
-    return dg.MaterializeResult(metadata=range_summary(days, figures))
+    last = max(figures, default=None)
+    for day, metadata in figures.items():
+        context.add_asset_metadata(
+            metadata if day == last else _figures_only(metadata), partition_key=day.isoformat()
+        )
+    return dg.MaterializeResult(metadata=range_summary(days))
 
 
-def range_summary(days: list[date], figures: dict[date, dict]) -> dict:
-    """The metadata of a range run: its days, and each numeric figure per day in a table (the
-    per-day values are the partitions' observations)."""
-    values = {d: {k: _plain(v) for k, v in m.items()} for d, m in figures.items()}
-    numeric = sorted(
-        {k for m in values.values() for k, v in m.items() if _is_number(v)} - {ROW_COUNT}
-    )
-    columns = [dg.TableColumn("day", "string"), *(dg.TableColumn(k, "float") for k in numeric)]
-    records = [
-        dg.TableRecord({"day": d.isoformat(), **{k: values[d].get(k) for k in numeric}})
-        for d in days
-        if d in values
-    ]
-    return {
-        "days": len(days),
-        "first_day": days[0].isoformat(),
-        "last_day": days[-1].isoformat(),
-        "rows_in_range": sum(int(m.get(ROW_COUNT) or 0) for m in values.values()),
-        "by_day": dg.MetadataValue.table(records, schema=dg.TableSchema(columns)),
-    }
+def _figures_only(metadata: dict) -> dict:
+    """A day's figures without its tables (preview, column schema): in a range only the last
+    day, the one the asset's page shows as latest, carries them. Each table is most of an
+    event's size, and a month of them cost a range run as much as its checks."""
+    tables = dg.TableMetadataValue | dg.TableSchemaMetadataValue
+    return {k: v for k, v in metadata.items() if not isinstance(v, tables)}
 
 
-def _plain(value):
-    return value.value if isinstance(value, dg.IntMetadataValue | dg.FloatMetadataValue) else value
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def range_summary(days: list[date]) -> dict:
+    """What every partition of a range run carries besides its own figures: the run's range."""
+    return {"range_days": len(days), "range": f"{days[0]}..{days[-1]}"}

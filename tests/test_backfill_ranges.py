@@ -56,8 +56,14 @@ def _statuses(url: str, asset: str) -> dict[date, str]:
 def test_days_go_in_runs_of_consecutive_days():
     d = date(2026, 1, 1)
     days = [d + timedelta(days=i) for i in (0, 1, 2, 3, 5, 6)]
-    assert day_ranges(days, 3) == [days[0:3], days[3:4], days[4:6]]
+    assert day_ranges(days, 3) == [days[0:2], days[2:4], days[4:6]]
     assert day_ranges(list(reversed(days)), 31) == [days[0:4], days[4:6]]
+    # a long stretch: pieces of equal length, a multiple of the workers that run them
+    stretch = [d + timedelta(days=i) for i in range(137)]
+    assert [len(c) for c in day_ranges(stretch, 31)] == [28, 28, 28, 28, 25]
+    assert [len(c) for c in day_ranges(stretch, 31, workers=2)] == [23] * 5 + [22]
+    assert sum(day_ranges(stretch, 31, workers=2), []) == stretch
+    assert [len(c) for c in day_ranges(stretch[:40], 31, workers=4)] == [10] * 4
 
 
 @pytest.mark.once  # whole backfills through Dagster: CI runs them once
@@ -74,13 +80,14 @@ def test_a_range_run_gives_what_a_run_per_day_gives(runner, database_url):
     instance = dg.DagsterInstance.get()
     key = dg.AssetKey("sessions")
     assert instance.get_materialized_partitions(key) == {d.isoformat() for d in DAYS}
-    # each day's own figures: an observation of its partition in the range run
+    # each day's own figures: the metadata of its partition's materialization in the range run
     observed = {
-        e.asset_observation.partition: e.asset_observation.metadata["dagster/row_count"].value
+        m.partition: m.metadata["dagster/row_count"].value
         for e in instance.get_event_records(
-            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_OBSERVATION, asset_key=key)
+            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION, asset_key=key)
         )
-        for e in [e.event_log_entry]
+        for m in [e.event_log_entry.asset_materialization]
+        if m.metadata.get("range_days")
     }
     per_day = {d.isoformat(): sum(1 for r in ranged["sessions"] if r[0] == d) for d in DAYS}
     assert observed == per_day and per_day[D.isoformat()] > 0
