@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NODE_DIR   := tests/conformance
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
-.PHONY: demo test lint format setup clean ui browser conformance
+.PHONY: demo test lint format setup clean ui browser conformance timescaledb
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -30,6 +30,14 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	touch $(NODE_STAMP)
 
 conformance: $(NODE_STAMP)
+
+# TimescaleDB 2.28.3 built from the vendored source into the local PostgreSQL 15 server
+# (127.0.0.1:5432), preloaded, the cluster restarted: idempotent, 2-3 min the first time.
+# TIMESCALEDB_INSTALL: the install script (default: the shared tools beside this checkout).
+TIMESCALEDB_INSTALL ?= $(firstword $(wildcard ../shared/tools/install-timescaledb.sh /work/shared/tools/install-timescaledb.sh))
+timescaledb:
+	@test -n "$(TIMESCALEDB_INSTALL)" && test -f "$(TIMESCALEDB_INSTALL)" || { echo "error: install-timescaledb.sh not found (../shared/tools/); set TIMESCALEDB_INSTALL=/path/to/it" >&2; exit 1; }
+	bash "$(TIMESCALEDB_INSTALL)"
 
 setup: $(STAMP) browser conformance
 

@@ -158,8 +158,82 @@ def migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
     return found
 
 
+# create_hypertable(..., by_range(...)) and the columnstore settings the migrations use
+TIMESCALEDB_MIN = (2, 13)
+
+
+@dataclass(frozen=True)
+class TimescaleFacts:
+    """What the server says about TimescaleDB for this database and role."""
+
+    default_version: str | None  # None: not installed on the server
+    installed_version: str | None  # None: not yet created in this database
+    preloaded: bool | None  # None: this role may not read shared_preload_libraries
+    needs_superuser: bool
+    is_superuser: bool
+    may_create: bool  # CREATE on the database (a trusted extension's requirement)
+
+
+def timescale_facts(conn: psycopg.Connection) -> TimescaleFacts:
+    row = conn.execute(
+        """SELECT a.default_version, a.installed_version,
+                  coalesce(v.superuser AND NOT v.trusted, true),
+                  (SELECT 'timescaledb' = ANY(string_to_array(
+                              replace(replace(setting, ' ', ''), '"', ''), ','))
+                   FROM pg_settings WHERE name = 'shared_preload_libraries'),
+                  r.rolsuper, has_database_privilege(current_database(), 'CREATE')
+           FROM pg_roles r
+           LEFT JOIN pg_available_extensions a ON a.name = 'timescaledb'
+           LEFT JOIN pg_available_extension_versions v
+                  ON v.name = a.name AND v.version = coalesce(a.installed_version, a.default_version)
+           WHERE r.rolname = current_user"""
+    ).fetchone()
+    default, installed, needs_super, preloaded, is_super, may_create = row
+    return TimescaleFacts(default, installed, preloaded, needs_super, is_super, may_create)
+
+
+def timescaledb_unusable(facts: TimescaleFacts) -> str | None:
+    """Why TimescaleDB can't be used in this database, in one line, or None when it can: not
+    installed on the server, installed but not preloaded (CREATE EXTENSION would fail with "must
+    be preloaded"), older than the migrations need, or no permission to create it."""
+    if facts.default_version is None and facts.installed_version is None:
+        return "the timescaledb extension is not installed on this server"
+    if facts.preloaded is False:
+        return (
+            "timescaledb is installed but not in shared_preload_libraries "
+            "(add it in postgresql.conf and restart the server)"
+        )
+    version = facts.installed_version or facts.default_version or ""
+    found = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
+    if found < TIMESCALEDB_MIN:
+        wanted = ".".join(map(str, TIMESCALEDB_MIN))
+        return f"timescaledb {version} is older than {wanted}, which the migrations need"
+    may = facts.is_superuser or (not facts.needs_superuser and facts.may_create)
+    if facts.installed_version is None and not may:
+        return (
+            "no permission: only a superuser may CREATE EXTENSION timescaledb here "
+            "(create it once in this database as one, or set CHARGEOPS_TIMESCALEDB=off)"
+        )
+    return None
+
+
+def _storage_wanted(conn: psycopg.Connection, timescaledb: str) -> str:
+    """The mode the first migration is to apply: `off` where `auto` finds TimescaleDB unusable
+    (logged, one line), an error naming why where it is `on`."""
+    if timescaledb == "off":
+        return "off"
+    why = timescaledb_unusable(timescale_facts(conn))
+    if why is None:
+        return "on"
+    if timescaledb == "on":
+        raise ConfigError(f"CHARGEOPS_TIMESCALEDB=on but TimescaleDB can't be used: {why}")
+    log.info("TimescaleDB not used (%s): native partitioning", why)
+    return "off"
+
+
 def upgrade(url: str, *, timescaledb: str = "auto", sql_dir: Path = SQL_DIR) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when up to date)."""
+    """Apply pending migrations; return the names applied (empty when up to date). The storage
+    mode is decided once, by the first migration, from `timescaledb` (auto, on, off)."""
     applied: list[str] = []
     with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -172,6 +246,9 @@ def upgrade(url: str, *, timescaledb: str = "auto", sql_dir: Path = SQL_DIR) -> 
             done = {
                 v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")
             }
+            pending = [m for m in migrations(sql_dir) if m.version not in done]
+            if pending and pending[0].version == "000":
+                timescaledb = _storage_wanted(conn, timescaledb)
             for mig in migrations(sql_dir):
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:

@@ -42,11 +42,16 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return resolve_database_url(Settings(database_url=None, data_dir=data_dir))
 
 
+# CHARGEOPS_TEST_TIMESCALEDB=on (CI's TimescaleDB pass): the session database must get
+# TimescaleDB, or every test errors with the reason; default auto (whatever the server has)
+TEST_STORAGE = os.environ.get("CHARGEOPS_TEST_TIMESCALEDB", "auto")
+
+
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     name = f"chargeops_test_{uuid.uuid4().hex[:10]}"
     url = create_database(server_url, name)
-    upgrade(url)
+    upgrade(url, timescaledb=TEST_STORAGE)
     yield url
     drop_database(server_url, name)
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from chargeops.db import create_database, drop_database, migrations, storage_mode, upgrade
+from chargeops.db import (
+    TimescaleFacts,
+    create_database,
+    drop_database,
+    migrations,
+    storage_mode,
+    timescale_facts,
+    timescaledb_unusable,
+    upgrade,
+)
 from chargeops.settings import ConfigError
 from ingest.normalise import MeterRow
 from ingest.store import Writer, meter_ops
@@ -138,11 +149,85 @@ def test_timescaledb_branch_generated_sql(fresh_db):
             ).fetchall()
 
 
-def test_timescaledb_required_but_missing_fails_clearly(fresh_db):
-    if _has_timescaledb(fresh_db):
-        pytest.skip("TimescaleDB is installed on this server")
-    with pytest.raises(psycopg.errors.RaiseException, match="CREATE EXTENSION timescaledb failed"):
-        upgrade(fresh_db, timescaledb="on")
+def _facts(**changed) -> TimescaleFacts:
+    usable = dict(
+        default_version="2.28.3",
+        installed_version=None,
+        preloaded=True,
+        needs_superuser=True,
+        is_superuser=True,
+        may_create=True,
+    )
+    return TimescaleFacts(**(usable | changed))
+
+
+@pytest.mark.parametrize(
+    ("facts", "why"),
+    [
+        (_facts(), None),
+        (_facts(default_version=None), "not installed on this server"),
+        # installed, not preloaded: CREATE EXTENSION would raise "must be preloaded"
+        (_facts(preloaded=False), "not in shared_preload_libraries"),
+        (_facts(default_version="2.11.2"), "2.11.2 is older than 2.13"),
+        (_facts(is_superuser=False), "no permission"),
+        (_facts(is_superuser=False, needs_superuser=False, may_create=False), "no permission"),
+        # created once by a superuser: an ordinary role uses it
+        (_facts(is_superuser=False, installed_version="2.28.3"), None),
+    ],
+)
+def test_every_way_timescaledb_can_be_unusable_has_its_line(facts, why):
+    found = timescaledb_unusable(facts)
+    if why is None:
+        assert found is None
+    else:
+        assert why in found and "\n" not in found
+
+
+def test_auto_says_why_in_one_line_and_on_fails_with_it(fresh_db, caplog):
+    """On this server as it is: TimescaleDB used where usable, otherwise native with the reason."""
+    with psycopg.connect(fresh_db) as conn:
+        why = timescaledb_unusable(timescale_facts(conn))
+    if why is not None:
+        with pytest.raises(ConfigError, match="CHARGEOPS_TIMESCALEDB=on but") as raised:
+            upgrade(fresh_db, timescaledb="on")
+        assert why in str(raised.value)
+    with caplog.at_level(logging.INFO, logger="chargeops.db"):
+        upgrade(fresh_db)
+    lines = [r.getMessage() for r in caplog.records if "TimescaleDB not used" in r.getMessage()]
+    with psycopg.connect(fresh_db) as conn:
+        mode = storage_mode(conn)
+    if why is None:
+        assert mode == "timescaledb" and not lines
+    else:
+        assert mode == "native" and lines == [f"TimescaleDB not used ({why}): native partitioning"]
+
+
+def test_a_role_that_may_not_create_the_extension_gets_native_storage(server_url, caplog):
+    """An ordinary role owning its database: TimescaleDB is not a trusted extension, so `auto`
+    falls back with the reason (or, where the server lacks it, says that), and `on` refuses."""
+    role, name = f"chargeops_role_{uuid.uuid4().hex[:8]}", f"chargeops_mig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')
+        admin.execute(f'CREATE DATABASE "{name}" OWNER "{role}"')
+    try:
+        url = make_conninfo(server_url, user=role, dbname=name)
+        with psycopg.connect(url) as conn:
+            facts = timescale_facts(conn)
+        assert not facts.is_superuser and facts.may_create
+        why = timescaledb_unusable(facts)
+        assert why is not None
+        assert ("no permission" if facts.default_version else "not installed") in why
+        with pytest.raises(ConfigError, match=why.split(":")[0]):
+            upgrade(url, timescaledb="on")
+        with caplog.at_level(logging.INFO, logger="chargeops.db"):
+            upgrade(url)
+        with psycopg.connect(url) as conn:
+            assert storage_mode(conn) == "native"
+        assert any(why in r.getMessage() for r in caplog.records)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def test_bad_migration_names_rejected(tmp_path):
