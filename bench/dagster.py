@@ -174,6 +174,11 @@ def main() -> int:
                 backfill_id = ui.launch_backfill(assets, [d.isoformat() for d in days])
                 done = ui.wait_backfill(backfill_id, timeout=4 * 3600)
                 figures["c"] = done["last_run_end"] - submit
+                # from the first run's creation: what is left once Dagster's backfill daemon,
+                # which looks for new backfills every 30 s (a constant of dagster 1.13), took it
+                figures["c_run"] = done["last_run_end"] - min(
+                    r["creationTime"] or submit for r in done["runs"]
+                )
                 statuses = sorted({r["status"] for r in done["runs"]})
                 created = min(r["creationTime"] or submit for r in done["runs"])
                 started = min(r["startTime"] or created for r in done["runs"])
@@ -201,6 +206,10 @@ def main() -> int:
         print(
             f"{args.days}-day backfill: UI {figures['c']:.1f} s vs in-process loop (recorded) "
             f"{figures['d']:.1f} s = {ratio:.2f}x; goal <= 1.5x: {'met' if ratio <= 1.5 else 'missed'}"
+        )
+        print(
+            f"{args.days}-day backfill from its first run's creation (after the daemon's loop): "
+            f"{figures['c_run']:.1f} s = {figures['c_run'] / figures['d']:.2f}x the in-process loop"
         )
     return 0
 

@@ -21,7 +21,7 @@
 | CHARGEOPS_QUEUE_SIZE | `5000` | writer requests queued before chargers feel back-pressure |
 | CHARGEOPS_DB_TIMEOUT | `5` | seconds without an answer from the database before the collector takes it as unreachable and spools |
 | CHARGEOPS_TIMESTAMP_PAST_DAYS / _FUTURE_HOURS | `1098` / `24` | rows stamped further from their arrival go to `quarantine` |
-| CHARGEOPS_TIMESCALEDB | `auto` | `auto` uses TimescaleDB when the extension can be created; `on` requires it; `off` never |
+| CHARGEOPS_TIMESCALEDB | `auto` | `auto` uses TimescaleDB where the server has it usable (installed, preloaded, 2.13 or later, permitted), else native partitioning with a one-line log of why; `on` requires it and fails with that line; `off` never |
 | CHARGEOPS_LOG_LEVEL | `INFO` | Python logging level |
 | CHARGEOPS_REPORTS_DIR | `$CHARGEOPS_DATA_DIR/reports` | report files, one folder per period |
 """
