@@ -44,7 +44,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     url = resolve_database_url(settings)
-    applied = upgrade(url, timescaledb=settings.timescaledb)
+    applied = upgrade(
+        url, timescaledb=settings.timescaledb, audit_retention_days=settings.audit_retention_days
+    )
     print(f"{describe(url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
     return 0
 
@@ -58,6 +60,13 @@ def cmd_db_status(args: argparse.Namespace) -> int:
             "SELECT version, name, applied_at FROM schema_migrations ORDER BY 1"
         ).fetchall()
         print(f"database: {describe(url)}  storage: {storage_mode(conn)}")
+        # what is on: each table's storage, the columnstore (TimescaleDB), the audit retention
+        for key, value in conn.execute(
+            """SELECT key, value FROM chargeops_meta
+               WHERE key LIKE 'columnstore:%' OR key LIKE 'retention:%' OR key LIKE 'cagg:%'
+               ORDER BY key"""
+        ):
+            print(f"  {key} {value}")
         for version, name, applied_at in rows:
             print(f"  {version} {name} {applied_at:%Y-%m-%d %H:%M:%S}")
     return 0

@@ -231,9 +231,17 @@ def _storage_wanted(conn: psycopg.Connection, timescaledb: str) -> str:
     return "off"
 
 
-def upgrade(url: str, *, timescaledb: str = "auto", sql_dir: Path = SQL_DIR) -> list[str]:
+def upgrade(
+    url: str,
+    *,
+    timescaledb: str = "auto",
+    audit_retention_days: int | None = None,
+    sql_dir: Path = SQL_DIR,
+) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date). The storage
-    mode is decided once, by the first migration, from `timescaledb` (auto, on, off)."""
+    mode is decided once, by the first migration, from `timescaledb` (auto, on, off).
+    `audit_retention_days` (the CLI passes its setting; None leaves it as it is): days of
+    `ocpp_message` kept, 0 all."""
     applied: list[str] = []
     with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -265,6 +273,14 @@ def upgrade(url: str, *, timescaledb: str = "auto", sql_dir: Path = SQL_DIR) -> 
                     )
                 log.info("applied migration %s", mig.name)
                 applied.append(mig.name)
+            if audit_retention_days is not None:
+                (dropped,) = conn.execute(
+                    "SELECT chargeops_audit_retention(%s)", (audit_retention_days,)
+                ).fetchone()
+                if dropped:
+                    log.info(
+                        "audit retention: %d monthly partitions of ocpp_message dropped", dropped
+                    )
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied

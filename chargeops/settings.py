@@ -22,6 +22,7 @@
 | CHARGEOPS_DB_TIMEOUT | `5` | seconds without an answer from the database before the collector takes it as unreachable and spools |
 | CHARGEOPS_TIMESTAMP_PAST_DAYS / _FUTURE_HOURS | `1098` / `24` | rows stamped further from their arrival go to `quarantine` |
 | CHARGEOPS_TIMESCALEDB | `auto` | `auto` uses TimescaleDB where the server has it usable (installed, preloaded, 2.13 or later, permitted), else native partitioning with a one-line log of why; `on` requires it and fails with that line; `off` never |
+| CHARGEOPS_AUDIT_RETENTION_DAYS | `0` | days of the audit log (`ocpp_message`, every frame) kept, applied by `chargeops db upgrade`; `0`: all (see "Storage" for what is lost) |
 | CHARGEOPS_LOG_LEVEL | `INFO` | Python logging level |
 | CHARGEOPS_REPORTS_DIR | `$CHARGEOPS_DATA_DIR/reports` | report files, one folder per period |
 """
@@ -88,6 +89,7 @@ class Settings:
     timestamp_past_days: int = 3 * 366
     timestamp_future_hours: int = 24
     timescaledb: str = "auto"
+    audit_retention_days: int = 0  # 0: keep every frame
     log_level: str = "INFO"
     reports_dir: Path | None = None  # None: data_dir / "reports"
 
@@ -184,6 +186,10 @@ class Settings:
             )
         if "CHARGEOPS_TIMESCALEDB" in env:
             kw["timescaledb"] = env["CHARGEOPS_TIMESCALEDB"].strip().lower()
+        if "CHARGEOPS_AUDIT_RETENTION_DAYS" in env:
+            kw["audit_retention_days"] = _int(
+                "CHARGEOPS_AUDIT_RETENTION_DAYS", env["CHARGEOPS_AUDIT_RETENTION_DAYS"], 0, 36600
+            )
         if env.get("CHARGEOPS_REPORTS_DIR"):
             kw["reports_dir"] = Path(env["CHARGEOPS_REPORTS_DIR"])
         if "CHARGEOPS_LOG_LEVEL" in env:
