@@ -4,6 +4,8 @@ stage (tag `chargeops/stage`: raw, analytics, payments, maintenance, reports, da
 
 import warnings
 
+import dagster as dg
+
 OWNERS = ["team:data"]
 STAGE_TAG = "chargeops/stage"
 TRIGGER_TAG = "chargeops/trigger"  # on runs a schedule or sensor requested: which one
@@ -18,3 +20,8 @@ def job_args(stage: str, description: str, **tags: str) -> dict:
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
     return {"description": description, "tags": {STAGE_TAG: stage, **tags}, "owners": OWNERS}
+
+
+def run_request(trigger: str, run_key: str, partition_key: str | None = None) -> dg.RunRequest:
+    """A schedule's or sensor's run request, tagged with the schedule or sensor that asked."""
+    return dg.RunRequest(run_key=run_key, partition_key=partition_key, tags={TRIGGER_TAG: trigger})

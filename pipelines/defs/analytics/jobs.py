@@ -7,7 +7,7 @@ import dagster as dg
 
 from pipelines.defs.analytics.assets import ASSETS
 from pipelines.defs.analytics.emissions_asset import ASSETS as EMISSIONS
-from pipelines.jobmeta import TRIGGER_TAG, job_args
+from pipelines.jobmeta import job_args, run_request
 from pipelines.partitions import first_day
 from pipelines.resources import DatabaseResource
 
@@ -35,9 +35,7 @@ analytics_job = dg.define_asset_job(
 )
 def previous_day(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
-    return dg.RunRequest(
-        run_key=f"daily-{day}", partition_key=day.isoformat(), tags={TRIGGER_TAG: "previous_day"}
-    )
+    return run_request("previous_day", f"daily-{day}", day.isoformat())
 
 
 LATE_SQL = """
@@ -83,11 +81,7 @@ def late_data(context: dg.SensorEvaluationContext, database: DatabaseResource):
     newest = max(r[1] for r in rows)
     context.update_cursor(newest.isoformat())
     return [
-        dg.RunRequest(
-            run_key=f"late-{day}-{newest.isoformat()}",
-            partition_key=day.isoformat(),
-            tags={TRIGGER_TAG: "late_data"},
-        )
+        run_request("late_data", f"late-{day}-{newest.isoformat()}", day.isoformat())
         for day, _ in rows
     ]
 

@@ -16,7 +16,7 @@ import polars as pl
 from chargeops.periods import day_period, iso_week
 from models import artifacts
 from pipelines import metadata as md
-from pipelines.jobmeta import TRIGGER_TAG, job_args
+from pipelines.jobmeta import job_args, run_request
 from pipelines.partitions import daily, weekly
 from pipelines.resources import (
     DashboardResource,
@@ -168,11 +168,8 @@ def _request(
             f"no new {'week' if weekly else 'day'} is whole yet in every site's local time "
             f"({', '.join(zones)})"
         )
-    return dg.RunRequest(
-        run_key=f"dashboard-{period.label}",
-        partition_key=period.start.isoformat(),
-        tags={TRIGGER_TAG: "dashboard_weekly" if weekly else "dashboard_daily"},
-    )
+    trigger = "dashboard_weekly" if weekly else "dashboard_daily"
+    return run_request(trigger, f"dashboard-{period.label}", period.start.isoformat())
 
 
 @dg.schedule(

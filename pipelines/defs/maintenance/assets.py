@@ -20,7 +20,7 @@ from models.train import TrainConfig, train
 from models.train import _importance as permutation_importance
 from pipelines import metadata as md
 from pipelines.defs.analytics.assets import daily_asset, sessions, uptime, utilisation
-from pipelines.jobmeta import TRIGGER_TAG, job_args
+from pipelines.jobmeta import job_args, run_request
 from pipelines.partitions import partition_day
 from pipelines.raw import day_bounds, ts_literal
 from pipelines.resources import DatabaseResource, ModelStoreResource
@@ -389,7 +389,7 @@ maintenance_daily_job = dg.define_asset_job(
 )
 def maintenance_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     week = context.scheduled_execution_time.astimezone(UTC).date().isoformat()
-    return dg.RunRequest(run_key=f"maintenance-{week}", tags={TRIGGER_TAG: "maintenance_weekly"})
+    return run_request("maintenance_weekly", f"maintenance-{week}")
 
 
 @dg.schedule(
@@ -402,11 +402,7 @@ def maintenance_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 )
 def maintenance_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
-    return dg.RunRequest(
-        run_key=f"maintenance-{day}",
-        partition_key=day.isoformat(),
-        tags={TRIGGER_TAG: "maintenance_daily"},
-    )
+    return run_request("maintenance_daily", f"maintenance-{day}", day.isoformat())
 
 
 # the two halves of maintenance_daily apart: a backfill (the demo's) computes every day's features

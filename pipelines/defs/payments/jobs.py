@@ -7,7 +7,7 @@ from datetime import UTC, timedelta
 import dagster as dg
 
 from pipelines.defs.payments import ingest_asset, reconciliation_asset
-from pipelines.jobmeta import TRIGGER_TAG, job_args
+from pipelines.jobmeta import job_args, run_request
 from pipelines.partitions import first_day
 
 stripe_job = dg.define_asset_job(
@@ -45,7 +45,7 @@ def stripe_hourly(context: dg.ScheduleEvaluationContext):
     if not os.environ.get("STRIPE_API_KEY"):
         return dg.SkipReason("STRIPE_API_KEY is not set in the code location's environment")
     hour = context.scheduled_execution_time.astimezone(UTC).strftime("%Y-%m-%dT%H")
-    return dg.RunRequest(run_key=f"stripe-{hour}", tags={TRIGGER_TAG: "stripe_hourly"})
+    return run_request("stripe_hourly", f"stripe-{hour}")
 
 
 @dg.schedule(
@@ -61,11 +61,7 @@ def reconcile_recent_days(context: dg.ScheduleEvaluationContext) -> list[dg.RunR
     first = first_day()
     days = [today - timedelta(days=i) for i in range(1, RECONCILE_DAYS + 1)]
     return [
-        dg.RunRequest(
-            run_key=f"reconcile-{today}-{day}",
-            partition_key=day.isoformat(),
-            tags={TRIGGER_TAG: "reconcile_recent_days"},
-        )
+        run_request("reconcile_recent_days", f"reconcile-{today}-{day}", day.isoformat())
         for day in days
         if day >= first
     ]

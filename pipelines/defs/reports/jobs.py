@@ -7,7 +7,7 @@ import dagster as dg
 
 from chargeops.periods import quarter_start
 from pipelines.defs.reports import evchart_asset, report_assets
-from pipelines.jobmeta import TRIGGER_TAG, job_args
+from pipelines.jobmeta import job_args, run_request
 from pipelines.partitions import first_day
 
 evchart_job = dg.define_asset_job(
@@ -48,11 +48,7 @@ def quarterly_reports_schedule(context: dg.ScheduleEvaluationContext):
     key = quarter_start(ended)
     if key < quarter_start(first_day()):
         return dg.SkipReason(f"the quarter of {ended} is before the first partition")
-    return dg.RunRequest(
-        run_key=f"quarter-{key}",
-        partition_key=key.isoformat(),
-        tags={TRIGGER_TAG: "quarterly_reports_schedule"},
-    )
+    return run_request("quarterly_reports_schedule", f"quarter-{key}", key.isoformat())
 
 
 @dg.schedule(
@@ -67,11 +63,7 @@ def uk_reliability_yearly_schedule(context: dg.ScheduleEvaluationContext):
     key = ended.replace(month=1, day=1)
     if key.year < first_day().year:
         return dg.SkipReason(f"{key.year} is before the first partition")
-    return dg.RunRequest(
-        run_key=f"year-{key.year}",
-        partition_key=key.isoformat(),
-        tags={TRIGGER_TAG: "uk_reliability_yearly_schedule"},
-    )
+    return run_request("uk_reliability_yearly_schedule", f"year-{key.year}", key.isoformat())
 
 
 # the names the README and older code used
