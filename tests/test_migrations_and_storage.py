@@ -224,6 +224,22 @@ def test_audit_retention_is_off_by_default_and_drops_old_frames_when_set(fresh_d
             ).fetchone()[0]
 
 
+def test_db_status_says_what_is_on(fresh_db, monkeypatch, capsys):
+    from chargeops.cli import main as cli
+
+    monkeypatch.setenv("DATABASE_URL", fresh_db)
+    monkeypatch.setenv("CHARGEOPS_AUDIT_RETENTION_DAYS", "400")
+    assert cli(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert cli(["db", "status"]) == 0
+    out = capsys.readouterr().out
+    with psycopg.connect(fresh_db) as conn:
+        mode = storage_mode(conn)
+    assert f"storage: {mode}" in out and "retention:ocpp_message 400 days" in out
+    columnstore = "columnstore:meter_value segmentby charge_point_id, evse_id, connector_id"
+    assert (columnstore in out) == (mode == "timescaledb")
+
+
 def test_timescaledb_branch_generated_sql(fresh_db):
     """The TimescaleDB statements, checked by their generated SQL where the extension is absent."""
     upgrade(fresh_db, timescaledb="off")
