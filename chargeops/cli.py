@@ -45,7 +45,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings(args)
     url = resolve_database_url(settings)
     applied = upgrade(
-        url, timescaledb=settings.timescaledb, audit_retention_days=settings.audit_retention_days
+        url,
+        timescaledb=settings.timescaledb,
+        audit_retention_days=settings.audit_retention_days,
+        chunk_hours=settings.chunk_hours,
     )
     print(f"{describe(url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
     return 0
@@ -60,10 +63,10 @@ def cmd_db_status(args: argparse.Namespace) -> int:
             "SELECT version, name, applied_at FROM schema_migrations ORDER BY 1"
         ).fetchall()
         print(f"database: {describe(url)}  storage: {storage_mode(conn)}")
-        # what is on: each table's storage, the columnstore (TimescaleDB), the audit retention
+        # what is on: the columnstore and chunk length (TimescaleDB), the audit retention
         for key, value in conn.execute(
             """SELECT key, value FROM chargeops_meta
-               WHERE key LIKE 'columnstore:%' OR key LIKE 'retention:%' OR key LIKE 'cagg:%'
+               WHERE key LIKE 'columnstore:%' OR key LIKE 'retention:%' OR key LIKE 'chunk:%'
                ORDER BY key"""
         ):
             print(f"  {key} {value}")

@@ -236,12 +236,14 @@ def upgrade(
     *,
     timescaledb: str = "auto",
     audit_retention_days: int | None = None,
+    chunk_hours: int | None = None,
     sql_dir: Path = SQL_DIR,
 ) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date). The storage
     mode is decided once, by the first migration, from `timescaledb` (auto, on, off).
     `audit_retention_days` (the CLI passes its setting; None leaves it as it is): days of
-    `ocpp_message` kept, 0 all."""
+    `ocpp_message` kept, 0 all; `chunk_hours` likewise: the TimescaleDB chunk length of
+    `meter_value` and `ocpp_message` from then on."""
     applied: list[str] = []
     with connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -273,6 +275,8 @@ def upgrade(
                     )
                 log.info("applied migration %s", mig.name)
                 applied.append(mig.name)
+            if chunk_hours is not None:
+                conn.execute("SELECT chargeops_chunk_hours(%s)", (chunk_hours,))
             if audit_retention_days is not None:
                 (dropped,) = conn.execute(
                     "SELECT chargeops_audit_retention(%s)", (audit_retention_days,)

@@ -23,6 +23,7 @@
 | CHARGEOPS_TIMESTAMP_PAST_DAYS / _FUTURE_HOURS | `1098` / `24` | rows stamped further from their arrival go to `quarantine` |
 | CHARGEOPS_TIMESCALEDB | `auto` | `auto` uses TimescaleDB where the server has it usable (installed, preloaded, 2.13 or later, permitted), else native partitioning with a one-line log of why; `on` requires it and fails with that line; `off` never |
 | CHARGEOPS_AUDIT_RETENTION_DAYS | `0` | days of the audit log (`ocpp_message`, every frame) kept, applied by `chargeops db upgrade`; `0`: all (see "Storage" for what is lost) |
+| CHARGEOPS_CHUNK_HOURS | `24` | TimescaleDB chunk length of `meter_value` and `ocpp_message`, applied by `chargeops db upgrade` to chunks made from then on (100,000 connectors: `1`) |
 | CHARGEOPS_LOG_LEVEL | `INFO` | Python logging level |
 | CHARGEOPS_REPORTS_DIR | `$CHARGEOPS_DATA_DIR/reports` | report files, one folder per period |
 """
@@ -90,6 +91,7 @@ class Settings:
     timestamp_future_hours: int = 24
     timescaledb: str = "auto"
     audit_retention_days: int = 0  # 0: keep every frame
+    chunk_hours: int = 24  # TimescaleDB chunks of meter_value and ocpp_message
     log_level: str = "INFO"
     reports_dir: Path | None = None  # None: data_dir / "reports"
 
@@ -189,6 +191,10 @@ class Settings:
         if "CHARGEOPS_AUDIT_RETENTION_DAYS" in env:
             kw["audit_retention_days"] = _int(
                 "CHARGEOPS_AUDIT_RETENTION_DAYS", env["CHARGEOPS_AUDIT_RETENTION_DAYS"], 0, 36600
+            )
+        if "CHARGEOPS_CHUNK_HOURS" in env:
+            kw["chunk_hours"] = _int(
+                "CHARGEOPS_CHUNK_HOURS", env["CHARGEOPS_CHUNK_HOURS"], 1, 24 * 31
             )
         if env.get("CHARGEOPS_REPORTS_DIR"):
             kw["reports_dir"] = Path(env["CHARGEOPS_REPORTS_DIR"])

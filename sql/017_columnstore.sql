@@ -71,3 +71,23 @@ BEGIN
     RETURN dropped;
 END
 $$;
+
+-- Chunk length of the two largest hypertables (`meter_value`, `ocpp_message`), set from
+-- CHARGEOPS_CHUNK_HOURS by `chargeops db upgrade` (default 24; a network of 100,000 connectors
+-- wants 1, see the README). It applies to chunks made from then on. Native partitions are
+-- monthly whatever it says.
+CREATE OR REPLACE FUNCTION chargeops_chunk_hours(hours integer) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    tbl text;
+BEGIN
+    IF chargeops_storage() <> 'timescaledb' THEN
+        RETURN;
+    END IF;
+    FOREACH tbl IN ARRAY ARRAY['meter_value', 'ocpp_message'] LOOP
+        EXECUTE format('SELECT set_chunk_time_interval(%L, %L::interval)', tbl, hours || ' hours');
+        INSERT INTO chargeops_meta (key, value) VALUES ('chunk:' || tbl, hours || ' hours')
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value, set_at = now();
+    END LOOP;
+END
+$$;

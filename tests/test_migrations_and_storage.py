@@ -229,6 +229,7 @@ def test_db_status_says_what_is_on(fresh_db, monkeypatch, capsys):
 
     monkeypatch.setenv("DATABASE_URL", fresh_db)
     monkeypatch.setenv("CHARGEOPS_AUDIT_RETENTION_DAYS", "400")
+    monkeypatch.setenv("CHARGEOPS_CHUNK_HOURS", "6")
     assert cli(["db", "upgrade"]) == 0
     capsys.readouterr()
     assert cli(["db", "status"]) == 0
@@ -238,6 +239,17 @@ def test_db_status_says_what_is_on(fresh_db, monkeypatch, capsys):
     assert f"storage: {mode}" in out and "retention:ocpp_message 400 days" in out
     columnstore = "columnstore:meter_value segmentby charge_point_id, evse_id, connector_id"
     assert (columnstore in out) == (mode == "timescaledb")
+    assert ("chunk:meter_value 6 hours" in out) == (mode == "timescaledb")
+    if mode == "timescaledb":
+        with psycopg.connect(fresh_db) as conn:
+            chunks = dict(
+                conn.execute(
+                    """SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions
+                       WHERE hypertable_name IN ('meter_value', 'ocpp_message', 'status_event')"""
+                ).fetchall()
+            )
+        assert chunks["meter_value"] == chunks["ocpp_message"] == timedelta(hours=6)
+        assert chunks["status_event"] == timedelta(days=7)  # the others keep theirs
 
 
 def test_timescaledb_branch_generated_sql(fresh_db):
