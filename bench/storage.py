@@ -60,6 +60,7 @@ FROM meter_value WHERE ts >= %(d0)s AND ts < %(d1)s
 GROUP BY ts, charge_point_id, evse_id
 """
 
+SIZES = ("meter_value", "ocpp_message")
 SIZE_SQL = {
     "timescaledb": "SELECT hypertable_size(%s::regclass)",
     "native": """SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::bigint
@@ -133,9 +134,6 @@ def measure(server: str, mode: str, days: list[date], n_cps: int) -> dict:
         }
     finally:
         drop_database(server, name)
-
-
-SIZES = ("meter_value", "ocpp_message")
 
 
 def main() -> int:

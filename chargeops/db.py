@@ -177,10 +177,10 @@ class TimescaleFacts:
 def timescale_facts(conn: psycopg.Connection) -> TimescaleFacts:
     row = conn.execute(
         """SELECT a.default_version, a.installed_version,
-                  coalesce(v.superuser AND NOT v.trusted, true),
                   (SELECT 'timescaledb' = ANY(string_to_array(
                               replace(replace(setting, ' ', ''), '"', ''), ','))
                    FROM pg_settings WHERE name = 'shared_preload_libraries'),
+                  coalesce(v.superuser AND NOT v.trusted, true),
                   r.rolsuper, has_database_privilege(current_database(), 'CREATE')
            FROM pg_roles r
            LEFT JOIN pg_available_extensions a ON a.name = 'timescaledb'
@@ -188,8 +188,7 @@ def timescale_facts(conn: psycopg.Connection) -> TimescaleFacts:
                   ON v.name = a.name AND v.version = coalesce(a.installed_version, a.default_version)
            WHERE r.rolname = current_user"""
     ).fetchone()
-    default, installed, needs_super, preloaded, is_super, may_create = row
-    return TimescaleFacts(default, installed, preloaded, needs_super, is_super, may_create)
+    return TimescaleFacts(*row)  # the columns in the fields' order
 
 
 def timescaledb_unusable(facts: TimescaleFacts) -> str | None:
@@ -256,10 +255,11 @@ def upgrade(
             done = {
                 v: c for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")
             }
-            pending = [m for m in migrations(sql_dir) if m.version not in done]
+            found = migrations(sql_dir)
+            pending = [m for m in found if m.version not in done]
             if pending and pending[0].version == "000":
                 timescaledb = _storage_wanted(conn, timescaledb)
-            for mig in migrations(sql_dir):
+            for mig in found:
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:
                         log.warning("migration %s changed since it was applied", mig.name)

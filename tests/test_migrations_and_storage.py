@@ -33,13 +33,6 @@ def fresh_db(server_url):
     drop_database(server_url, name)
 
 
-def _has_timescaledb(url: str) -> bool:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'timescaledb'"
-        ).fetchone()[0]
-
-
 def test_upgrade_is_idempotent_and_recorded(fresh_db):
     names = [m.name for m in migrations()]
     assert upgrade(fresh_db) == names
@@ -49,7 +42,8 @@ def test_upgrade_is_idempotent_and_recorded(fresh_db):
             r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version")
         ] == names
         mode = storage_mode(conn)
-        assert mode == ("timescaledb" if _has_timescaledb(fresh_db) else "native")
+        usable = timescaledb_unusable(timescale_facts(conn)) is None
+        assert mode == ("timescaledb" if usable else "native")
         recorded = dict(conn.execute("SELECT key, value FROM chargeops_meta").fetchall())
         for table in (
             "meter_value",
